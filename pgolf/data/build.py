@@ -332,7 +332,8 @@ def _check_out(out: Path, input_sha256: str, force: bool) -> Dataset | None:
     return None
 
 
-def _input_sha(docs: Sequence[Document], **params: Any) -> str:
+def input_fingerprint(docs: Sequence[Document], **params: Any) -> str:
+    """sha256 over the build settings and every document text: equal means same build."""
     h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for d in docs:
         h.update(_sha(d.text).encode())
@@ -356,7 +357,7 @@ def build_dataset(
         raise InputError(f"--val-fraction {val_fraction}: must be between 0 and 1")
     if shard_tokens < 1:
         raise InputError(f"--shard-tokens {shard_tokens}: must be positive")
-    input_sha = _input_sha(
+    input_sha = input_fingerprint(
         docs, vocab_size=vocab_size, val_fraction=val_fraction, shard_tokens=shard_tokens
     )
     existing = _check_out(out, input_sha, force)
@@ -400,7 +401,7 @@ def build_default_dataset(
         docs.append(doc)
         if len(docs) % 50 == 0:
             report("Collecting CPython documentation", len(docs), 0)
-    input_sha = _input_sha(docs, vocab_size=vocab_size, val_fraction=DEFAULT_VAL_FRACTION)
+    input_sha = input_fingerprint(docs, vocab_size=vocab_size, val_fraction=DEFAULT_VAL_FRACTION)
     ds = _build_atomic(
         out,
         True,
