@@ -1,0 +1,371 @@
+"""Build the AuditContext: everything rules may look at, read once, safely, from one folder.
+
+Sources are unpacked (audit.unpack) and parsed; logs are parsed streaming (pgolf.logs);
+submission.json is read leniently (pgolf.submission); the README run command and the logs'
+hyperparameter dumps give the effective configuration. Nothing here executes submitted code
+and nothing raises on file content: problems are recorded for the rules to report.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audit import facts
+from audit.folder import FolderFile, FolderScan, read_head, read_text, scan_folder
+
+
+@dataclass
+class SourceFile:
+    """One .py file: `text` is the fully unpacked source; line numbers refer to it."""
+
+    path: str
+    text: str
+    layers: list[str]
+    tree: ast.Module | None
+    syntax_error: str | None
+    raw_size: int
+    blobs: list[Any] = field(default_factory=list)
+    raw_text: str = ""
+    unpack_problems: list[str] = field(default_factory=list)
+    truncated: bool = False
+    syntax_error_line: int | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    def excerpt(self, line: int | None, context: int = 1) -> str | None:
+        if not line:
+            return None
+        lines = self.lines
+        if not 1 <= line <= len(lines):
+            return None
+        lo, hi = max(1, line - context), min(len(lines), line + context)
+        width = len(str(hi))
+        return "\n".join(
+            f"{n:>{width}}{'>' if n == line else ' '} {lines[n - 1][:200]}"
+            for n in range(lo, hi + 1)
+        )
+
+
+@dataclass(frozen=True)
+class SelfAudit:
+    """A legality note the folder ships itself (an input to judge, never trusted)."""
+
+    file: str
+    line: int | None
+    conclusion: str | None
+    claims_legal: bool
+
+
+@dataclass
+class AuditContext:
+    folder: Path
+    files: dict[str, FolderFile]
+    sources: dict[str, SourceFile]
+    logs: list[Any]  # pgolf.logs.RunLog
+    submission: dict[str, Any] | None
+    submission_problems: list[str]
+    readme: str | None
+    config: dict[str, str]
+    cache: dict[str, Any] = field(default_factory=dict)
+    # Files skipped while collecting: (relative path, problem).
+    scan_problems: list[tuple[str, str]] = field(default_factory=list)
+    self_audits: list[SelfAudit] = field(default_factory=list)
+    readme_config: dict[str, str] = field(default_factory=dict)
+    log_problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def relpath(self, path: Any) -> str:
+        """A file path as reported: relative to the folder where possible."""
+        p = Path(str(path))
+        try:
+            return p.resolve().relative_to(self.folder).as_posix()
+        except (ValueError, OSError):
+            return p.as_posix()
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        """True if the effective configuration switches `key` on (1/true/yes/on)."""
+        value = self.config.get(key.upper())
+        if value is None:
+            return default
+        return value.strip().strip("'\"").lower() in {"1", "true", "yes", "on"}
+
+    @property
+    def track(self) -> str | None:
+        sub = self.submission or {}
+        return sub.get("track") if isinstance(sub.get("track"), str) else None
+
+    @property
+    def is_record_track(self) -> bool:
+        """Record track unless the claim says otherwise (records are the strict case)."""
+        track = self.track
+        return track is None or ("non_record" not in track and "non-record" not in track)
+
+    def runs(self) -> list[Any]:
+        """Logs with a final val_bpb, one per run (a seed logged twice counts once)."""
+        seen: dict[tuple[Any, float], Any] = {}
+        ordered = sorted(self.logs, key=_log_preference)
+        for log in ordered:
+            bpb = getattr(log, "val_bpb", None)
+            if bpb is None or (isinstance(bpb, float) and math.isnan(bpb)):
+                continue
+            key = (getattr(log, "seed", None), round(float(bpb), 8))
+            seen.setdefault(key, log)
+        return sorted(seen.values(), key=lambda lg: str(lg.path))
+
+
+def _log_preference(log: Any) -> tuple[int, int, str]:
+    name = Path(str(log.path)).name
+    return (0 if name.startswith("train") else 1, 0 if name.endswith(".log") else 1, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+def build_context(folder: Path, *, config: Mapping[str, str] | None = None) -> AuditContext:
+    """Read a folder into an AuditContext. Raises InputError only if the folder is unusable.
+
+    `config` entries (e.g. from fixtures' `# pgolf-env:` lines) override everything else.
+    """
+    scan = scan_folder(folder)
+    files = {f.rel: f for f in scan.files}
+    ctx = AuditContext(
+        folder=scan.root,
+        files=files,
+        sources={},
+        logs=[],
+        submission=None,
+        submission_problems=[],
+        readme=None,
+        config={},
+        scan_problems=list(scan.problems),
+    )
+    _load_sources(ctx, scan)
+    _load_logs(ctx, scan)
+    _load_submission(ctx)
+    _load_readme(ctx)
+    _load_self_audits(ctx)
+    merged: dict[str, str] = dict(ctx.readme_config)
+    for log in ctx.runs() or ctx.logs:
+        for key, value in (getattr(log, "hyperparams", None) or {}).items():
+            merged[str(key).upper()] = str(value)
+        break
+    if config:
+        merged.update({k.upper(): str(v) for k, v in config.items()})
+    ctx.config = merged
+    return ctx
+
+
+def parse_source(rel: str, raw: str, raw_size: int, truncated: bool = False) -> SourceFile:
+    text, layers, blobs, problems = _unpack(raw)
+    tree: ast.Module | None = None
+    error: str | None = None
+    error_line: int | None = None
+    try:
+        tree = ast.parse(text, filename=rel)
+    except SyntaxError as exc:
+        error, error_line = f"line {exc.lineno}: {exc.msg}", exc.lineno
+    except (ValueError, RecursionError, MemoryError) as exc:
+        error = f"cannot parse: {type(exc).__name__}: {exc}"[:300]
+    return SourceFile(
+        path=rel,
+        text=text,
+        layers=layers,
+        tree=tree,
+        syntax_error=error,
+        raw_size=raw_size,
+        blobs=blobs,
+        raw_text=raw,
+        unpack_problems=problems,
+        truncated=truncated,
+        syntax_error_line=error_line,
+    )
+
+
+def _unpack(raw: str) -> tuple[str, list[str], list[Any], list[str]]:
+    try:
+        from audit.unpack import unpack_source
+    except ImportError:
+        return raw, [], [], []
+    try:
+        result = unpack_source(raw)
+    except Exception as exc:  # a bug in the unpacker must not abort the audit
+        return raw, [], [], [f"unpacker failed: {type(exc).__name__}: {exc}"[:300]]
+    return (
+        str(getattr(result, "text", raw)),
+        list(getattr(result, "layers", []) or []),
+        list(getattr(result, "blobs", []) or []),
+        [str(p) for p in getattr(result, "problems", []) or []],
+    )
+
+
+def _load_sources(ctx: AuditContext, scan: FolderScan) -> None:
+    for f in scan.files:
+        if not f.rel.endswith(".py"):
+            continue
+        try:
+            raw, truncated = read_text(f)
+        except OSError as exc:
+            ctx.scan_problems.append((f.rel, f"cannot read: {exc.strerror or exc}"))
+            continue
+        ctx.sources[f.rel] = parse_source(f.rel, raw, f.size, truncated)
+        if truncated:
+            ctx.scan_problems.append(
+                (f.rel, f"larger than {facts.MAX_TEXT_BYTES} bytes, only the start was analysed")
+            )
+
+
+def looks_like_log(f: FolderFile) -> bool:
+    if f.binary or not any(Path(f.rel).match(g) for g in facts.LOG_GLOBS):
+        return False
+    try:
+        head = read_head(f, facts.LOG_SIGNATURE_WINDOW)
+    except OSError:
+        return False
+    return any(p.search(head) for p in facts.LOG_SIGNATURES)
+
+
+def _load_logs(ctx: AuditContext, scan: FolderScan) -> None:
+    try:
+        from pgolf.logs import parse_log
+    except ImportError:
+        ctx.log_problems.append(("", "pgolf.logs is not available: logs were not parsed"))
+        return
+    from pgolf.errors import InputError
+
+    for f in scan.files:
+        if not looks_like_log(f):
+            continue
+        try:
+            log = parse_log(f.path)
+        except InputError as exc:
+            ctx.log_problems.append((f.rel, str(exc.message)))
+            continue
+        except Exception as exc:  # the parser must never abort an audit
+            ctx.log_problems.append((f.rel, f"log parser failed: {type(exc).__name__}: {exc}"))
+            continue
+        ctx.logs.append(log)
+
+
+def _load_submission(ctx: AuditContext) -> None:
+    f = ctx.files.get("submission.json")
+    if f is None:
+        return
+    try:
+        from pgolf.submission import read_submission
+    except ImportError:
+        read_submission = None
+    if read_submission is not None:
+        try:
+            data, problems = read_submission(f.path)
+            ctx.submission = data if isinstance(data, dict) else None
+            ctx.submission_problems = [str(p) for p in problems]
+            return
+        except Exception as exc:
+            ctx.submission_problems = [f"cannot read: {getattr(exc, 'message', exc)}"]
+            return
+    try:
+        raw, _ = read_text(f, 1 << 20)
+        data = json.loads(raw)
+    except (OSError, ValueError) as exc:
+        ctx.submission_problems = [f"not valid JSON: {exc}"]
+        return
+    if isinstance(data, dict):
+        ctx.submission = data
+    else:
+        ctx.submission_problems = ["not a JSON object"]
+
+
+def _load_readme(ctx: AuditContext) -> None:
+    for name in ("README.md", "readme.md", "README.MD", "README.txt", "README"):
+        f = ctx.files.get(name)
+        if f is not None and not f.binary:
+            try:
+                ctx.readme, _ = read_text(f, 4 << 20)
+            except OSError:
+                continue
+            ctx.readme_config = readme_env(ctx.readme)
+            return
+
+
+_ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
+_COMMAND_HINT = re.compile(r"\b(torchrun|python3?|train_gpt|accelerate|srun|bash|sh)\b")
+
+
+def readme_env(text: str) -> dict[str, str]:
+    """Env assignments of run commands: `KEY=V torchrun ...`, `export KEY=V`, `env KEY=V python`."""
+    out: dict[str, str] = {}
+    joined = re.sub(r"\\\r?\n", " ", text)
+    for raw_line in joined.splitlines():
+        line = raw_line.strip().lstrip("$>").strip()
+        if "=" not in line:
+            continue
+        try:
+            tokens = shlex.split(line, comments=False, posix=True)
+        except ValueError:
+            tokens = line.split()
+        if not tokens:
+            continue
+        if tokens[0] == "export":
+            for tok in tokens[1:]:
+                m = _ASSIGN.match(tok)
+                if m and m.group(1).isupper():
+                    out[m.group(1)] = m.group(2)
+            continue
+        if tokens[0] == "env":
+            tokens = tokens[1:]
+        assigns: list[tuple[str, str]] = []
+        rest = 0
+        for i, tok in enumerate(tokens):
+            m = _ASSIGN.match(tok)
+            if not m:
+                rest = i
+                break
+            assigns.append((m.group(1), m.group(2)))
+        else:
+            rest = len(tokens)
+        command = " ".join(tokens[rest:])
+        if assigns and _COMMAND_HINT.search(command):
+            for key, value in assigns:
+                if key.isupper():
+                    out[key] = value
+    return out
+
+
+def _load_self_audits(ctx: AuditContext) -> None:
+    wanted = {n.lower() for n in facts.SELF_AUDIT_NAMES}
+    for rel, f in ctx.files.items():
+        if "/" in rel or rel.lower() not in wanted or f.binary:
+            continue
+        try:
+            text, _ = read_text(f, 1 << 20)
+        except OSError:
+            continue
+        if "generated by pgolf audit" in text:
+            continue  # our own earlier report, not a self-audit
+        ctx.self_audits.append(_self_audit(rel, text))
+
+
+def _self_audit(rel: str, text: str) -> SelfAudit:
+    lines = text.splitlines()
+    # Prefer the text under a "Verdict"/"Conclusion"/"Summary" heading.
+    start = 0
+    for i, line in enumerate(lines):
+        if re.match(r"^#+\s*(verdict|conclusion|summary|result)", line.strip(), re.I):
+            start = i + 1
+            break
+    for i in range(start, len(lines)):
+        line = lines[i].strip()
+        if line and not line.startswith("#") and facts.SELF_AUDIT_LEGAL.search(line):
+            negated = re.search(r"\b(not|il)legal\b|\bnot (?:likely )?legal\b", line, re.I)
+            return SelfAudit(rel, i + 1, line[:300], claims_legal=not negated)
+    return SelfAudit(rel, None, None, claims_legal=False)

@@ -1,0 +1,132 @@
+"""Facts of the challenge as versioned data: caps, required files, fields and log patterns.
+
+Each fact names the rule id that enforces it. Nothing here is evaluated as code: patterns
+are regular expressions matched against text, numbers are plain numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FACTS_VERSION = "2026.11.1"
+
+
+@dataclass(frozen=True)
+class Cap:
+    rule: str
+    condition: str
+    limit: float
+    unit: str
+    text: str
+
+
+BYTES_CAP = Cap("PG201", "R1", 16_000_000, "bytes", "artifact <= 16,000,000 decimal bytes")
+TRAIN_TIME_CAP = Cap("PG211", "R2", 600.0, "s", "training <= 600 s wallclock on 8xH100")
+EVAL_TIME_CAP = Cap("PG212", "R3", 600.0, "s", "evaluation <= 600 s on 8xH100")
+
+RECORD_TRACK = "track_10min_16mb"
+NON_RECORD_TRACK = "track_non_record_16mb"
+
+# R7: files a record folder ships. (glob, rule, severity when missing, what it is)
+REQUIRED_FILES: tuple[tuple[str, str, str, str], ...] = (
+    ("train_gpt.py", "PG101", "error", "the exact code that produced the logs"),
+    ("submission.json", "PG101", "error", "the claim: author, score, track"),
+    ("README.md", "PG101", "warning", "what is new and how to reproduce"),
+)
+# At least one training log (R7/R8).
+LOG_GLOBS = ("*.log", "*.txt")
+
+# R7: fields submission.json must have (after lenient normalisation).
+REQUIRED_FIELDS: tuple[str, ...] = ("author", "github_id", "name", "val_bpb", "date", "track")
+REQUIRED_FIELDS_RULE = "PG102"
+
+# R7: line cap of train_gpt.py (a convention, reported as info).
+MAX_SOURCE_LINES = 1500
+
+# R6 statistics.
+MIN_SEEDS = 3
+MEAN_TOLERANCE = 1e-4
+STD_TOLERANCE = 1e-4
+# Hyperparameter keys that may differ between the seeds of one claim.
+PER_SEED_KEYS = frozenset(
+    {
+        "SEED",
+        "RUN_ID",
+        "RUNID",
+        "LOGFILE",
+        "LOG_FILE",
+        "ARTIFACT_DIR",
+        "OUT_DIR",
+        "OUTPUT_DIR",
+        "MODEL_PATH",
+        "LOG_PATH",
+        "RANK",
+        "LOCAL_RANK",
+        "MASTER_PORT",
+        "TIMESTAMP",
+        "RUN_NAME",
+        "CHECKPOINT_DIR",
+        "SAVE_PATH",
+        "QUANTIZED_MODEL_PATH",
+    }
+)
+# Substrings of per-run keys (paths, ids, timing) that are not configuration.
+PER_SEED_KEY_PARTS = ("SEED", "RUN_ID", "_PATH", "_DIR", "LOGFILE", "TIMESTAMP", "PORT")
+
+# R8: a log that looks like a training log (any of these anywhere in the first MiB).
+LOG_SIGNATURES: tuple[re.Pattern[str], ...] = (
+    re.compile(r"val_bpb[:=\s]"),
+    re.compile(r"train_loss[:=\s]"),
+    re.compile(r"^step:\d+", re.M),
+    re.compile(r"^={100}$", re.M),
+)
+LOG_SIGNATURE_WINDOW = 1 << 20
+
+# R8: how the log reports its compressed code size (code counted at its packed size).
+COMPRESSED_CODE_LINE = re.compile(r"code size \(compressed\)[^0-9]*(\d+)\s*bytes", re.I)
+UNCOMPRESSED_CODE_LINE = re.compile(r"code size(?: \(uncompressed\))?:\s*(\d+)\s*bytes", re.I)
+
+# R1: calls that reach the network or download files. (module or call, what it is)
+NETWORK_CALLS: tuple[str, ...] = (
+    "urllib.request.urlopen",
+    "urllib.request.urlretrieve",
+    "urlopen",
+    "urlretrieve",
+    "requests.get",
+    "requests.post",
+    "requests.request",
+    "httpx.get",
+    "hf_hub_download",
+    "snapshot_download",
+    "huggingface_hub.hf_hub_download",
+    "huggingface_hub.snapshot_download",
+    "load_dataset",
+    "datasets.load_dataset",
+    "torch.hub.load",
+    "torch.hub.download_url_to_file",
+    "socket.create_connection",
+    "http.client.HTTPConnection",
+    "http.client.HTTPSConnection",
+    "wget.download",
+)
+NETWORK_SHELL = re.compile(r"\b(wget|curl)\s+\S*https?://|\bgit\s+clone\b|\bpip\s+install\b")
+
+# R9: shard header.
+SHARD_MAGIC = 20240520
+SHARD_VERSION = 1
+SHARD_HEADER_INTS = 256
+
+# Folder collection limits (hostile folders): bytes read as text per file, bytes hashed.
+MAX_TEXT_BYTES = 64 << 20
+BINARY_SUFFIXES = frozenset(
+    {".bin", ".pt", ".ptz", ".pth", ".npy", ".npz", ".mp4", ".png", ".jpg", ".jpeg", ".gif",
+     ".pdf", ".zip", ".gz", ".xz", ".lzma", ".zst", ".tar", ".so", ".model", ".safetensors",
+     ".pkl", ".whl"}
+)  # fmt: skip
+# A folder's own hand-written audit (an input, never overwritten by default).
+SELF_AUDIT_NAMES = ("LEGALITY_AUDIT.md", "STATIC_AUDIT_NOTES.md", "LEGALITY.md", "COMPLIANCE.md")
+SELF_AUDIT_LEGAL = re.compile(
+    r"\b(likely legal|legal(?:/submittable)?|compliant|no (?:rule )?violations?|pass(?:es|ed)?)\b",
+    re.I,
+)

@@ -1,0 +1,467 @@
+"""PG2xx: caps. R1 artifact bytes (recomputed from files and logs, and no network at
+evaluation), R2 training time and R3 evaluation time from the logs."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from audit import facts
+from audit.context import AuditContext
+from audit.model import Finding, Rule, Severity, register
+from audit.rules._claims import claimed_bytes, claimed_times, num
+
+CAP = int(facts.BYTES_CAP.limit)
+ARTIFACT_SUFFIXES = (".ptz", ".pt", ".pth", ".int8", ".zst", ".xz", ".lzma")
+
+
+def shipped_code_bytes(ctx: AuditContext) -> int:
+    """Bytes of the code as shipped: every .py of the folder at its (packed) file size."""
+    return sum(f.size for rel, f in ctx.files.items() if rel.endswith(".py"))
+
+
+def _artifacts(ctx: AuditContext) -> list[tuple[str, int]]:
+    return [
+        (rel, f.size)
+        for rel, f in ctx.files.items()
+        if Path(rel).suffix in ARTIFACT_SUFFIXES and "model" in Path(rel).name
+    ]
+
+
+@register
+class ArtifactOverCap(Rule):
+    """The artifact (code + compressed model) is larger than 16,000,000 bytes.
+
+    ## What it does
+    Checks every log's `Total submission size ...` (the last one), every byte total the claim
+    states, and a recomputation from the folder: the shipped model artifact (if present) plus
+    every `.py` file at its shipped size, against the decimal cap 16,000,000.
+
+    ## Why is this bad?
+    The cap is the challenge (R1): decimal bytes, not MiB; code counts as shipped.
+
+    ## Illegal example
+    ```text
+    train_seed42.log: Total submission size int8+zlib: 16000412 bytes
+    ```
+
+    ## Legal example
+    ```text
+    train_seed42.log: Total submission size int8+zlib: 15999000 bytes
+    ```
+
+    ## References
+    - RULES.md R1 (docs/rules.md): 16,000,000 decimal bytes.
+    """
+
+    id = "PG201"
+    name = "artifact-over-cap"
+    condition = "R1"
+    message = "{what} is {value:,} bytes, over the cap of 16,000,000"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        checked = False
+        for log in ctx.logs:
+            total = num(getattr(log, "bytes_total", None))
+            if total is None:
+                continue
+            checked = True
+            if total > CAP:
+                rel = ctx.relpath(log.path)
+                yield self.finding(file=rel, what=f"{rel}: logged artifact", value=int(total))
+        for key, value in claimed_bytes(ctx.submission):
+            checked = True
+            if value > CAP:
+                yield self.finding(
+                    file="submission.json", what=f"claimed `{key}`", value=int(value)
+                )
+        code = shipped_code_bytes(ctx)
+        for rel, size in _artifacts(ctx):
+            checked = True
+            if size + code > CAP:
+                yield self.finding(
+                    file=rel,
+                    what=f"{rel} ({size:,}) + shipped code ({code:,})",
+                    value=size + code,
+                )
+        if not checked:
+            yield self.finding(
+                severity=Severity.INFO,
+                message="artifact size could not be checked: no log, claim or artifact states it",
+            )
+
+
+@register
+class BytesClaimBelowLogs(Rule):
+    """The claimed byte total is smaller than what the logs report.
+
+    ## What it does
+    Compares byte totals claimed in `submission.json` (top level and per seed) with the
+    logged totals: the top-level claim must be at least the largest logged artifact, a
+    per-seed claim must equal that seed's log.
+
+    ## Why is this bad?
+    An understated size hides how close to (or over) the cap a run was (R1).
+
+    ## Illegal example
+    ```text
+    submission.json: "bytes_total": 15990000
+    train_seed42.log: Total submission size int8+zlib: 15999100 bytes
+    ```
+
+    ## Legal example
+    ```text
+    submission.json: "bytes_total": 15999100
+    train_seed42.log: Total submission size int8+zlib: 15999100 bytes
+    ```
+
+    ## References
+    - RULES.md R1 (docs/rules.md).
+    """
+
+    id = "PG202"
+    name = "bytes-claim-below-logs"
+    condition = "R1"
+    severity = Severity.WARNING
+    message = "claimed `{key}` = {claimed:,} bytes but {where} reports {logged:,} bytes"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        logged: list[tuple[int | None, int, str]] = []
+        for log in ctx.runs():
+            total = num(getattr(log, "bytes_total", None))
+            if total is not None:
+                logged.append((log.seed, int(total), ctx.relpath(log.path)))
+        if not logged:
+            return
+        biggest = max(logged, key=lambda t: t[1])
+        for key, value in claimed_bytes(ctx.submission):
+            if key.startswith("seed "):
+                seed = int(key.split()[1])
+                same = [t for t in logged if t[0] == seed]
+                if same and all(int(value) != t[1] for t in same):
+                    yield self.finding(
+                        file="submission.json",
+                        key=key,
+                        claimed=int(value),
+                        where=same[0][2],
+                        logged=same[0][1],
+                    )
+            elif int(value) < biggest[1] and key in ("bytes_total_max", "bytes_max"):
+                yield self.finding(
+                    file="submission.json",
+                    key=key,
+                    claimed=int(value),
+                    where=biggest[2],
+                    logged=biggest[1],
+                )
+            elif int(value) < min(t[1] for t in logged):
+                small = min(logged, key=lambda t: t[1])
+                yield self.finding(
+                    file="submission.json", key=key, claimed=int(value), where=small[2],
+                    logged=small[1],
+                )  # fmt: skip
+
+
+@register
+class CodeCountedBelowShipped(Rule):
+    """The logs count fewer code bytes than the folder ships.
+
+    ## What it does
+    Compares the code size a log counts (`Code size: N bytes`) with the size of the shipped
+    `.py` files, and recomputes the total as logged model bytes + shipped code bytes. When
+    the log counts its code compressed (`Code size (compressed)`) this is a note; otherwise
+    a recomputed total over the cap is an error and a smaller difference a warning.
+
+    ## Why is this bad?
+    Code counts as shipped (R1): a total computed with fewer code bytes than the submission
+    ships understates the artifact.
+
+    ## Illegal example
+    ```text
+    train_seed42.log: Serialized model int8+zlib: 15990000 bytes / Code size: 9000 bytes
+    train_gpt.py: 60000 bytes (total as shipped 16,050,000)
+    ```
+
+    ## Legal example
+    ```text
+    train_seed42.log: Serialized model int8+zlib: 15900000 bytes / Code size: 60000 bytes
+    train_gpt.py: 60000 bytes
+    ```
+
+    ## References
+    - RULES.md R1 (docs/rules.md): count the files as shipped.
+    """
+
+    id = "PG203"
+    name = "code-counted-below-shipped"
+    condition = "R1"
+    severity = Severity.WARNING
+    message = "{log} counts {counted:,} code bytes, the folder ships {shipped:,}{tail}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        shipped = shipped_code_bytes(ctx)
+        if not shipped:
+            return
+        done: set[tuple[int, int]] = set()
+        for log in ctx.runs():
+            counted = num(getattr(log, "bytes_code", None))
+            model = num(getattr(log, "bytes_model", None))
+            if counted is None or counted >= shipped:
+                continue
+            key = (int(counted), int(model or 0))
+            if key in done:
+                continue
+            done.add(key)
+            recomputed = int(model) + shipped if model is not None else None
+            compressed = _counts_compressed(ctx, log)
+            over = recomputed is not None and recomputed > CAP
+            if compressed:
+                sev = Severity.INFO
+            elif over:
+                sev = Severity.ERROR
+            else:
+                sev = Severity.WARNING
+            tail = f"; model + shipped code = {recomputed:,} bytes" if recomputed else ""
+            if compressed:
+                tail += " (the log counts the code compressed)"
+            rel = ctx.relpath(log.path)
+            yield self.finding(
+                file=rel, severity=sev, log=rel, counted=int(counted), shipped=shipped, tail=tail
+            )
+
+
+def _counts_compressed(ctx: AuditContext, log: Any) -> bool:
+    try:
+        with (ctx.folder / ctx.relpath(log.path)).open("rb") as fh:
+            head = fh.read(facts.MAX_TEXT_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(facts.COMPRESSED_CODE_LINE.search(head))
+
+
+def _dotted(node: ast.AST) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _phase_of(ctx: AuditContext, rel: str, line: int, function: str | None) -> str:
+    """Phase from audit.phases when available ("train" | "eval" | "unknown")."""
+    try:
+        from audit.phases import analyze
+    except ImportError:
+        return "unknown"
+    try:
+        model = analyze(ctx)
+    except Exception:
+        return "unknown"
+    for attr in ("phase_of_line", "phase_at", "phase_of"):
+        fn = getattr(model, attr, None)
+        if callable(fn):
+            for args in ((rel, line), (rel, function), (function,)):
+                try:
+                    value = fn(*args)
+                except Exception:
+                    continue
+                if isinstance(value, str):
+                    return value
+    return "unknown"
+
+
+@register
+class NetworkAtEval(Rule):
+    """The code downloads files or opens network connections.
+
+    ## What it does
+    Finds calls that reach the network (`urllib.request.urlopen`, `requests.get`,
+    `hf_hub_download`, `snapshot_download`, `load_dataset`, `torch.hub.load`, sockets) and
+    shell commands with `wget`/`curl`/`pip install` in the submitted code. An error when the
+    phase model places the call in evaluation, else a warning for review.
+
+    ## Why is this bad?
+    Everything the evaluation uses must be inside the 16,000,000-byte artifact (R1);
+    downloading weights, tables or data at evaluation bypasses the cap.
+
+    ## Illegal example
+    ```python
+    import urllib.request
+    def load_tables():
+        return urllib.request.urlopen("https://example.com/ngram.bin").read()
+    ```
+
+    ## Legal example
+    ```python
+    import zlib
+    def load_tables(path):
+        with open(path, "rb") as fh:
+            return zlib.decompress(fh.read())
+    ```
+
+    ## References
+    - RULES.md R1 (docs/rules.md): no downloads or network access at evaluation.
+    """
+
+    id = "PG204"
+    name = "network-at-eval"
+    condition = "R1"
+    severity = Severity.WARNING
+    message = "network access `{call}` in the submitted code{phase}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        wanted = set(facts.NETWORK_CALLS)
+        for rel, src in ctx.sources.items():
+            if src.tree is None:
+                continue
+            for fn_name, node in _calls(src.tree):
+                name = _dotted(node.func)
+                hit = name if name in wanted else None
+                if hit is None and name in ("os.system", "subprocess.run", "subprocess.call",
+                                            "subprocess.check_call", "subprocess.Popen",
+                                            "subprocess.check_output"):  # fmt: skip
+                    for arg in ast.walk(node):
+                        if (
+                            isinstance(arg, ast.Constant)
+                            and isinstance(arg.value, str)
+                            and facts.NETWORK_SHELL.search(arg.value)
+                        ):
+                            hit = f"{name}({arg.value[:60]!r})"
+                            break
+                if hit is None:
+                    continue
+                phase = _phase_of(ctx, rel, node.lineno, fn_name)
+                sev = Severity.ERROR if phase == "eval" else Severity.WARNING
+                yield self.finding(
+                    file=rel,
+                    line=node.lineno,
+                    function=fn_name,
+                    severity=sev,
+                    evidence=ast.get_source_segment(src.text, node),
+                    call=hit,
+                    phase=" at evaluation" if phase == "eval" else "",
+                )
+
+
+def _calls(tree: ast.Module) -> Iterator[tuple[str | None, ast.Call]]:
+    def walk(node: ast.AST, fn: str | None) -> Iterator[tuple[str | None, ast.Call]]:
+        for child in ast.iter_child_nodes(node):
+            name = fn
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = child.name
+            if isinstance(child, ast.Call):
+                yield fn, child
+            yield from walk(child, name)
+
+    yield from walk(tree, None)
+
+
+class _TimeCap(Rule):
+    field: str = ""
+    cap: facts.Cap = facts.TRAIN_TIME_CAP
+    what: str = ""
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        limit = self.cap.limit
+        sev = Severity.ERROR if ctx.is_record_track else Severity.INFO
+        checked = False
+        for log in ctx.runs():
+            value = num(getattr(log, self.field, None))
+            if value is None:
+                continue
+            checked = True
+            if value > limit:
+                rel = ctx.relpath(log.path)
+                yield self.finding(file=rel, severity=sev, where=rel, value=value, what=self.what)
+        for key, value in claimed_times(ctx.submission, self.field):
+            checked = True
+            if value > limit:
+                yield self.finding(
+                    file="submission.json",
+                    severity=sev,
+                    where=f"claimed `{key}`",
+                    value=value,
+                    what=self.what,
+                )
+        if not checked and ctx.runs():
+            yield self.finding(
+                severity=Severity.INFO,
+                message=f"{self.what} could not be checked: no log or claim states it",
+            )
+
+
+@register
+class TrainTimeOverCap(_TimeCap):
+    """Training took longer than 600 s.
+
+    ## What it does
+    Reads the training time of every run from its log (`train_time_total`, the stopping
+    line, or the last progress line) and the claimed times, against the 600 s cap. An error
+    on the record track, a note on the non-record track.
+
+    ## Why is this bad?
+    Everything before the artifact is written counts towards the 10 minutes (R2): warmup,
+    training, GPTQ calibration, table building.
+
+    ## Illegal example
+    ```text
+    train_seed42.log: stopping_early: wallclock_cap train_time:612400ms step:2100/20000
+    ```
+
+    ## Legal example
+    ```text
+    train_seed42.log: stopping_early: wallclock_cap train_time:599843ms step:2014/20000
+    ```
+
+    ## References
+    - RULES.md R2 (docs/rules.md).
+    """
+
+    id = "PG211"
+    name = "train-time-over-cap"
+    condition = "R2"
+    message = "{where}: {what} {value:.1f} s is over the 600 s cap"
+    field = "train_time_s"
+    cap = facts.TRAIN_TIME_CAP
+    what = "training time"
+
+
+@register
+class EvalTimeOverCap(_TimeCap):
+    """Evaluation took longer than 600 s.
+
+    ## What it does
+    Reads the evaluation time of every run from its log (`eval_time_total` or the final
+    metric line's `eval_time`) and the claimed times, against the 600 s cap. An error on the
+    record track, a note on the non-record track.
+
+    ## Why is this bad?
+    Everything after the artifact is loaded counts towards the evaluation budget (R3):
+    dequantization, sliding windows, test-time training, caches, PPM.
+
+    ## Illegal example
+    ```text
+    train_seed42.log: final_ppm val_loss:2.31 val_bpb:0.98 eval_time:640210ms
+    ```
+
+    ## Legal example
+    ```text
+    train_seed42.log: final_ppm val_loss:2.31 val_bpb:0.98 eval_time:502131ms
+    ```
+
+    ## References
+    - RULES.md R3 (docs/rules.md).
+    """
+
+    id = "PG212"
+    name = "eval-time-over-cap"
+    condition = "R3"
+    message = "{where}: {what} {value:.1f} s is over the 600 s cap"
+    field = "eval_time_s"
+    cap = facts.EVAL_TIME_CAP
+    what = "evaluation time"
