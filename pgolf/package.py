@@ -507,7 +507,12 @@ def package_run(
     try:
         build = staging / folder_name
         build.mkdir()
-        result = _assemble(build, run, opts, track, date, folder_name, say)
+        try:
+            result = _assemble(build, run, opts, track, date, folder_name, say)
+        except OSError as exc:
+            raise PgolfError(
+                f"{final}: could not assemble the folder ({exc}); nothing was written"
+            ) from None
         _publish(build, final, staging)
         result.folder = final
         result.notes[:0] = notes

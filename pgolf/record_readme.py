@@ -8,8 +8,12 @@ from the audit of the assembled folder. Nothing is typed in by hand except the b
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from dataclasses import dataclass, field
+
+# Dump keys that are facts of one run (seed, timings, totals) rather than configuration.
+_RUN_FACT = re.compile(r"^seed$|_total$|_time(_ms|_s)?$|_avg$|^step", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ def render(facts: RecordFacts) -> str:
         add("No environment overrides: the trainer's defaults.")
     if facts.hyperparams:
         add("")
-        shown = {k: v for k, v in facts.hyperparams.items() if k.lower() != "seed"}
+        shown = {k: v for k, v in facts.hyperparams.items() if not _RUN_FACT.search(k)}
         add(
             "Effective hyperparameters (from the logs): "
             + " ".join(f"`{k}:{v}`" for k, v in sorted(shown.items()))
@@ -186,10 +190,13 @@ def render(facts: RecordFacts) -> str:
     add("")
     seeds = " ".join(str(r.seed) for r in facts.seeds)
     env_flags = "".join(f" --env {shlex.quote(f'{k}={v}')}" for k, v in sorted(facts.env.items()))
-    add("With pgolf (builds the data, runs every seed, writes the logs and submission.json):")
+    add(
+        "With pgolf installed (`pip install -e .` in a checkout of pgolf); this builds the data, "
+        "runs every seed and writes the logs and submission.json:"
+    )
     add("")
     add("```bash")
-    add("pip install -r requirements.txt pgolf")
+    add("pip install -r requirements.txt")
     add("pgolf data")
     add(f"pgolf run --seeds {seeds}{env_flags}")
     add("```")
