@@ -1,0 +1,1 @@
+"""Static flow analysis of submissions: index, config guards, data taint, execution trace."""

@@ -1,0 +1,366 @@
+"""Data-flow taint of the submission's code: which values derive from a data source.
+
+A source is a string naming shards of one split (`fineweb_val_*.bin`, the byte sidecars
+`fineweb_val_bytes_*`; or `fineweb_train_*`). Taint follows assignments, attributes (an
+attribute assigned a tainted value in a constructor or class body is tainted wherever it is
+read), subscripts, iteration, `with ... as`, container mutation (`xs.append(t)`), call
+arguments into the submission's own functions (analysed per context: which parameters and
+whether `self` carry taint), their return values, and unknown library calls (a result is
+tainted when an argument or the receiver is). Shapes and lengths (`len`, `.numel()`,
+`.shape`) are not data and do not carry taint.
+
+Analysis is flow-insensitive within a function (a fixed point over its assignments) and
+context-sensitive across functions, with summaries cached per (function, tainted params).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from audit.flow.index import FunctionInfo, ProgramIndex
+
+VAL_SOURCE = re.compile(
+    r"fineweb_val|(?:^|[_/*.-])val_\*|_val_\d|(?:^|/)val[_/.]?\*?\.bin|_val\.bin"
+)
+TRAIN_SOURCE = re.compile(r"fineweb_train|(?:^|[_/*.-])train_\*|_train_\d|_train\.bin")
+
+_SHAPE_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
+_SHAPE_METHODS = frozenset({"numel", "size", "dim", "nelement", "__len__", "element_size"})
+_SCALAR_FUNCS = frozenset(
+    {"len", "isinstance", "print", "log", "log0", "logger", "hasattr", "type", "id", "callable"}
+)
+_MUTATORS = frozenset(
+    {"append", "extend", "copy_", "add_", "update", "insert", "put_", "index_copy_", "set_"}
+)
+_MAX_DEPTH = 14
+_MAX_CONTEXTS = 4000
+
+
+@dataclass
+class FuncTaint:
+    """Result of analysing one function under one context."""
+
+    names: set[str]
+    returns: bool
+    self_tainted: bool
+
+
+@dataclass
+class TaintedCall:
+    """A call into a submission function that passes tainted data (context edge)."""
+
+    caller: FunctionInfo | None
+    call: ast.Call
+    callee: FunctionInfo
+
+
+@dataclass
+class TaintState:
+    """Everything learnt for one source: tainted names per function, edges, global attrs."""
+
+    global_attrs: set[str] = field(default_factory=set)
+    global_names: dict[str, set[str]] = field(default_factory=dict)  # file -> names
+    names_by_func: dict[str, set[str]] = field(default_factory=dict)  # qualname -> union
+    self_by_func: dict[str, bool] = field(default_factory=dict)
+    tainted_calls: list[TaintedCall] = field(default_factory=list)
+    analysed: dict[str, list[frozenset[str]]] = field(default_factory=dict)
+
+
+def _body_nodes(fn: ast.AST) -> list[ast.AST]:
+    """Nodes of a function body, not descending into nested defs or classes."""
+    out: list[ast.AST] = []
+    skip = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+    stack: list[ast.AST] = [s for s in getattr(fn, "body", []) if not isinstance(s, skip)]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        for c in ast.iter_child_nodes(n):
+            if isinstance(c, skip):
+                continue
+            stack.append(c)
+    return out
+
+
+def _base_name(t: ast.expr) -> str | None:
+    while isinstance(t, ast.Subscript | ast.Attribute | ast.Starred):
+        t = t.value
+    return t.id if isinstance(t, ast.Name) else None
+
+
+class TaintAnalysis:
+    """Taint for one source pattern over a ProgramIndex."""
+
+    def __init__(self, index: ProgramIndex, source: re.Pattern[str]) -> None:
+        self.index = index
+        self.source = source
+        self.state = TaintState()
+        self._cache: dict[tuple[str, frozenset[str], bool], FuncTaint] = {}
+        self._active: set[tuple[str, frozenset[str], bool]] = set()
+        self._depth = 0
+        self._edges_seen: set[tuple[int, str]] = set()
+        self.run()
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> None:
+        # Global facts (class attributes, module names) first, to a fixed point, then every
+        # function once under the empty context so that its tainted calls are explored.
+        for _ in range(3):
+            before = (len(self.state.global_attrs), sum(map(len, self.state.global_names.values())))
+            for file, tree in self.index.trees.items():
+                self._scope_pass(file, tree)
+            self._cache.clear()
+            for fn in list(self.index.iter_functions()):
+                self.analyse(fn, frozenset(), False)
+            after = (len(self.state.global_attrs), sum(map(len, self.state.global_names.values())))
+            if after == before:
+                break
+
+    def _scope_pass(self, file: str, tree: ast.Module) -> None:
+        names = self.state.global_names.setdefault(file, set())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                for stmt in node.body:
+                    if (
+                        isinstance(stmt, ast.Assign | ast.AnnAssign)
+                        and stmt.value is not None
+                        and self.expr(stmt.value, names, None, file)
+                    ):
+                        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                        for t in targets:
+                            if isinstance(t, ast.Name):
+                                self.state.global_attrs.add(t.id)
+        for stmt in _body_nodes(tree):
+            if (
+                isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign)
+                and stmt.value is not None
+            ):
+                if self.expr(stmt.value, names, None, file):
+                    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                    for t in targets:
+                        self._bind(t, names, None, top=True)
+            elif isinstance(stmt, ast.For) and self.expr(stmt.iter, names, None, file):
+                self._bind(stmt.target, names, None, top=True)
+
+    # ------------------------------------------------------------------ functions
+
+    def analyse(self, fn: FunctionInfo, tparams: frozenset[str], self_t: bool) -> FuncTaint:
+        key = (fn.qualname, tparams, self_t)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        if key in self._active or self._depth > _MAX_DEPTH or len(self._cache) > _MAX_CONTEXTS:
+            return FuncTaint(set(tparams), False, self_t)
+        self._active.add(key)
+        self._depth += 1
+        try:
+            res = self._analyse(fn, tparams, self_t)
+        finally:
+            self._depth -= 1
+            self._active.discard(key)
+        self._cache[key] = res
+        self.state.names_by_func.setdefault(fn.qualname, set()).update(res.names)
+        if self_t:
+            self.state.self_by_func[fn.qualname] = True
+        self.state.analysed.setdefault(fn.qualname, []).append(tparams)
+        return res
+
+    def _analyse(self, fn: FunctionInfo, tparams: frozenset[str], self_t: bool) -> FuncTaint:
+        names: set[str] = set(tparams)
+        if self_t and fn.params:
+            names.add(fn.params[0])
+        nodes = _body_nodes(fn.node)
+        file = fn.file
+        for _ in range(8):
+            n0 = len(names)
+            for node in nodes:
+                self._flow(node, names, fn, file, self_t, tparams)
+            if len(names) == n0:
+                break
+        # final pass: explore calls (records tainted edges and callee contexts)
+        for node in nodes:
+            if isinstance(node, ast.Call):
+                self.expr(node, names, fn, file)
+        returns = any(
+            isinstance(n, ast.Return | ast.Yield | ast.YieldFrom)
+            and n.value is not None
+            and self.expr(n.value, names, fn, file)
+            for n in nodes
+        )
+        return FuncTaint(names, returns, self_t)
+
+    def _flow(
+        self,
+        node: ast.AST,
+        names: set[str],
+        fn: FunctionInfo,
+        file: str,
+        self_t: bool,
+        tparams: frozenset[str],
+    ) -> None:
+        empty_ctx = not tparams and not self_t
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
+            value = node.value
+            if value is None or not self.expr(value, names, fn, file):
+                return
+            targets = (
+                node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[list-item]
+            )
+            for t in targets:
+                self._bind(t, names, fn, top=empty_ctx)
+        elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+            if self.expr(node.iter, names, fn, file):
+                self._bind(node.target, names, fn, top=False)
+        elif isinstance(node, ast.withitem):
+            if node.optional_vars is not None and self.expr(node.context_expr, names, fn, file):
+                self._bind(node.optional_vars, names, fn, top=False)
+        elif isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Attribute) and f.attr in _MUTATORS:
+                args = list(node.args) + [k.value for k in node.keywords]
+                if any(self.expr(a, names, fn, file) for a in args):
+                    base = _base_name(f.value)
+                    if base:
+                        names.add(base)
+                    if (
+                        empty_ctx
+                        and isinstance(f.value, ast.Attribute)
+                        and _base_name(f.value) in ("self",)
+                    ):
+                        self.state.global_attrs.add(f.value.attr)
+
+    def _bind(self, t: ast.expr, names: set[str], fn: FunctionInfo | None, top: bool) -> None:
+        if isinstance(t, ast.Name):
+            names.add(t.id)
+        elif isinstance(t, ast.Tuple | ast.List):
+            for e in t.elts:
+                self._bind(e, names, fn, top)
+        elif isinstance(t, ast.Starred):
+            self._bind(t.value, names, fn, top)
+        elif isinstance(t, ast.Attribute):
+            base = _base_name(t)
+            if base == "self":
+                # `self.x = tainted` taints x for every instance only when the value is
+                # tainted on its own (empty context), not via a tainted constructor argument
+                if top:
+                    self.state.global_attrs.add(t.attr)
+            else:
+                self.state.global_attrs.add(t.attr)
+                if base:
+                    names.add(base)
+        elif isinstance(t, ast.Subscript):
+            base = _base_name(t)
+            if base and base != "self":
+                names.add(base)
+
+    # ------------------------------------------------------------------ expressions
+
+    def expr(self, e: ast.AST | None, names: set[str], fn: FunctionInfo | None, file: str) -> bool:
+        if e is None:
+            return False
+        if isinstance(e, ast.Constant):
+            return isinstance(e.value, str) and bool(self.source.search(e.value))
+        if isinstance(e, ast.Name):
+            return e.id in names or e.id in self.state.global_names.get(file, ())
+        if isinstance(e, ast.Attribute):
+            if e.attr in _SHAPE_ATTRS:
+                return False
+            return e.attr in self.state.global_attrs or self.expr(e.value, names, fn, file)
+        if isinstance(e, ast.Subscript):
+            return self.expr(e.value, names, fn, file)
+        if isinstance(e, ast.Call):
+            return self._call(e, names, fn, file)
+        if isinstance(e, ast.JoinedStr):
+            return any(self.expr(v, names, fn, file) for v in e.values)
+        if isinstance(e, ast.FormattedValue):
+            return self.expr(e.value, names, fn, file)
+        if isinstance(e, ast.Lambda):
+            return False
+        if isinstance(e, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+            inner = set(names)
+            for g in e.generators:
+                if self.expr(g.iter, inner, fn, file):
+                    self._bind(g.target, inner, fn, top=False)
+            parts = [e.key, e.value] if isinstance(e, ast.DictComp) else [e.elt]
+            return any(self.expr(p, inner, fn, file) for p in parts)
+        if isinstance(e, ast.Dict):
+            return any(self.expr(v, names, fn, file) for v in e.values if v is not None)
+        if isinstance(e, ast.Compare):
+            return self.expr(e.left, names, fn, file) or any(
+                self.expr(c, names, fn, file) for c in e.comparators
+            )
+        if isinstance(e, ast.IfExp):
+            return self.expr(e.body, names, fn, file) or self.expr(e.orelse, names, fn, file)
+        if isinstance(e, ast.expr):
+            return any(
+                self.expr(c, names, fn, file)
+                for c in ast.iter_child_nodes(e)
+                if isinstance(c, ast.expr)
+            )
+        return False
+
+    def _call(self, e: ast.Call, names: set[str], fn: FunctionInfo | None, file: str) -> bool:
+        f = e.func
+        if isinstance(f, ast.Name) and f.id in _SCALAR_FUNCS:
+            return False
+        if isinstance(f, ast.Attribute) and f.attr in _SHAPE_METHODS:
+            return False
+        pos = [self.expr(a, names, fn, file) for a in e.args]
+        kws = {k.arg: self.expr(k.value, names, fn, file) for k in e.keywords}
+        recv = isinstance(f, ast.Attribute) and self.expr(f.value, names, fn, file)
+        callee = self.index.resolve_call(e, file, fn)
+        any_arg = any(pos) or any(kws.values())
+        if callee is None:
+            return any_arg or bool(recv)
+        params = callee.params
+        offset = 0
+        is_ctor = callee.name == "__init__" and isinstance(f, ast.Name)
+        self_t = False
+        if callee.is_method:
+            offset = 1
+            if is_ctor:
+                self_t = any_arg
+            elif isinstance(f, ast.Attribute):
+                self_t = bool(recv)
+        tp: set[str] = set()
+        for i, flag in enumerate(pos):
+            if flag and i + offset < len(params):
+                tp.add(params[i + offset])
+            elif flag and params and callee.node.args.vararg:
+                tp.add(callee.node.args.vararg.arg)
+        for k, flag in kws.items():
+            if flag and k is not None and k in params:
+                tp.add(k)
+            elif flag and k is None:
+                tp.update(params[offset:])
+        if tp or self_t:
+            key = (id(e), callee.qualname)
+            if key not in self._edges_seen:
+                self._edges_seen.add(key)
+                self.state.tainted_calls.append(TaintedCall(fn, e, callee))
+        res = self.analyse(callee, frozenset(tp), self_t)
+        if is_ctor:
+            return self_t
+        return res.returns
+
+    # ------------------------------------------------------------------ queries
+
+    def tainted_in(self, e: ast.AST, fn: FunctionInfo | None, file: str) -> bool:
+        """Is `e` tainted in any context its function was analysed in?"""
+        if fn is None:
+            names = set(self.state.global_names.get(file, set()))
+        else:
+            names = set(self.state.names_by_func.get(fn.qualname, set()))
+            if self.state.self_by_func.get(fn.qualname) and fn.params:
+                names.add(fn.params[0])
+        return self.expr(e, names, fn, file)
+
+    def callers_with_taint(self, fn: FunctionInfo) -> list[TaintedCall]:
+        return [c for c in self.state.tainted_calls if c.callee.qualname == fn.qualname]
+
+
+def source_predicate(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    return lambda s: bool(pattern.search(s))

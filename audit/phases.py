@@ -1,0 +1,189 @@
+"""Phase model of a submission: training vs evaluation code, config reachability, data taint.
+
+`analyze(ctx)` builds (once per context, cached in `ctx.cache["phases"]`) a PhaseModel:
+
+- phase of any node: "train" (runs before the artifact is serialized), "eval" (after), or
+  "unknown" (not reached from the entry, no serialization point found, or both phases);
+- reachability of functions and statements under the effective configuration (optional
+  paths behind `if args.ttt_enabled:` and the like), with the config keys whose code default
+  had to be assumed because the logs and README did not say;
+- val-data taint (`fineweb_val_*` shards, byte sidecars, tensors and loaders built from them)
+  and train-data taint, followed across assignments, calls and returns in every file.
+
+The machinery lives in `audit.flow` (index, config, taint, trace); this module is the API the
+rules use.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from audit.flow.config import ConfigEvaluator
+from audit.flow.index import FunctionInfo, ProgramIndex
+from audit.flow.taint import TRAIN_SOURCE, VAL_SOURCE, TaintAnalysis
+from audit.flow.trace import Occurrence, Trace, Tracer
+
+if TYPE_CHECKING:
+    from audit.context import AuditContext
+
+CACHE_KEY = "phases"
+TRAIN, EVAL, UNKNOWN = "train", "eval", "unknown"
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Whether code runs under the effective configuration."""
+
+    reached: bool  # visited from the entry point on a branch not ruled out by the config
+    certain: bool  # False if only reached through guards that could not be decided
+    assumed: tuple[str, ...] = ()  # config keys whose default in code decided a guard
+
+    @property
+    def note(self) -> str:
+        if not self.assumed:
+            return ""
+        keys = ", ".join(self.assumed)
+        return f"configuration not logged for {keys}; judged with the default in code"
+
+
+@dataclass
+class PhaseModel:
+    """Answers the questions rules ask about phases, reachability and data taint."""
+
+    index: ProgramIndex
+    trace: Trace
+    config: ConfigEvaluator
+    val: TaintAnalysis
+    train_data: TaintAnalysis
+    files: dict[str, str] = field(default_factory=dict)  # file -> text
+
+    # ------------------------------------------------------------------ locations
+
+    @property
+    def serialize_site(self) -> tuple[str, int] | None:
+        o = self.trace.serialize
+        return (o.file, o.stmt.lineno) if o else None
+
+    @property
+    def load_site(self) -> tuple[str, int] | None:
+        o = self.trace.load
+        return (o.file, o.stmt.lineno) if o else None
+
+    def statement_of(self, node: ast.AST) -> ast.stmt | None:
+        cur: ast.AST | None = node
+        while cur is not None and not (isinstance(cur, ast.stmt) and id(cur) in self.trace.by_stmt):
+            cur = self.index.parent.get(id(cur))
+        return cur if isinstance(cur, ast.stmt) else None
+
+    def occurrences(self, node: ast.AST) -> list[Occurrence]:
+        """Trace visits of the statement that contains `node` (empty if never reached)."""
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            out: list[Occurrence] = []
+            for stmt in node.body:
+                out.extend(self.trace.by_stmt.get(id(stmt), []))
+            return out
+        stmt = self.statement_of(node)
+        return list(self.trace.by_stmt.get(id(stmt), [])) if stmt is not None else []
+
+    def function_of(self, node: ast.AST) -> FunctionInfo | None:
+        return self.index.function_of(node)
+
+    # ------------------------------------------------------------------ phases
+
+    def _phase_of_occ(self, occ: Occurrence) -> str:
+        s = self.trace.serialize
+        if s is None:
+            return UNKNOWN
+        return TRAIN if occ.seq < s.seq else EVAL
+
+    def phases_of(self, node: ast.AST) -> frozenset[str]:
+        """Every phase in which the statement holding `node` runs."""
+        return frozenset(self._phase_of_occ(o) for o in self.occurrences(node))
+
+    def phase_of(self, node: ast.AST) -> str:
+        """ "train", "eval", or "unknown" (unreached, no serialization point, or both)."""
+        ph = self.phases_of(node)
+        return next(iter(ph)) if len(ph) == 1 else UNKNOWN
+
+    # ------------------------------------------------------------------ reachability
+
+    def reach(self, node: ast.AST | FunctionInfo | str) -> Reach:
+        """Reachability of a statement/function (node, FunctionInfo or function name)."""
+        if isinstance(node, str):
+            infos = [f for f in self.index.iter_functions() if f.name == node]
+            occs = [o for f in infos for o in self.occurrences(f.node)]
+        elif isinstance(node, FunctionInfo):
+            occs = self.occurrences(node.node)
+        else:
+            occs = self.occurrences(node)
+        if not occs:
+            return Reach(False, not self.trace.truncated and self.trace.entry is not None)
+        certain = [o for o in occs if not o.conditional]
+        pool = certain or occs
+        assumed = tuple(sorted({k for o in pool for k in o.assumed}))
+        return Reach(True, bool(certain), assumed)
+
+    def is_reached(self, node: ast.AST | FunctionInfo | str) -> bool:
+        """False only when the effective configuration rules the code out (or it is dead)."""
+        if self.trace.entry is None or self.trace.truncated:
+            return True
+        return self.reach(node).reached
+
+    # ------------------------------------------------------------------ taint
+
+    def is_val(self, expr: ast.AST) -> bool:
+        """Does `expr` carry validation data (in any analysed calling context)?"""
+        fn = self.index.function_of(expr)
+        file = self._file_of(expr)
+        return self.val.tainted_in(expr, fn, file)
+
+    def is_train_data(self, expr: ast.AST) -> bool:
+        fn = self.index.function_of(expr)
+        return self.train_data.tainted_in(expr, fn, self._file_of(expr))
+
+    def _file_of(self, node: ast.AST) -> str:
+        return self.index.node_file.get(id(node), next(iter(self.index.trees), ""))
+
+    def line_text(self, file: str, line: int) -> str:
+        lines = self.files.get(file, "").splitlines()
+        return lines[line - 1].strip()[:200] if 0 < line <= len(lines) else ""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "entry": self.trace.entry,
+            "serialize": self.serialize_site,
+            "load": self.load_site,
+            "statements_traced": len(self.trace.occurrences),
+            "truncated": self.trace.truncated,
+        }
+
+
+def build(
+    trees: dict[str, ast.Module], config: dict[str, str], texts: dict[str, str]
+) -> PhaseModel:
+    """Build a PhaseModel from parsed files (used by analyze() and by tests)."""
+    index = ProgramIndex(trees)
+    cfg = ConfigEvaluator(trees, config)
+    trace = Tracer(index, cfg).run()
+    return PhaseModel(
+        index=index,
+        trace=trace,
+        config=cfg,
+        val=TaintAnalysis(index, VAL_SOURCE),
+        train_data=TaintAnalysis(index, TRAIN_SOURCE),
+        files=texts,
+    )
+
+
+def analyze(ctx: AuditContext) -> PhaseModel:
+    """The PhaseModel of an audit context, built once and cached in `ctx.cache`."""
+    cached = ctx.cache.get(CACHE_KEY)
+    if isinstance(cached, PhaseModel):
+        return cached
+    trees = {name: sf.tree for name, sf in ctx.sources.items() if sf.tree is not None}
+    texts = {name: sf.text for name, sf in ctx.sources.items()}
+    model = build(trees, dict(ctx.config), texts)
+    ctx.cache[CACHE_KEY] = model
+    return model
