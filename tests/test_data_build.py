@@ -68,7 +68,7 @@ def test_split_is_by_document_hash_and_deduplicated() -> None:
     assert {d.text for d in train}.isdisjoint({d.text for d in val})
     assert all(is_val_document(_sha(d.text), 0.2) for d in val)
     # A document's split does not depend on the others.
-    train2, val2, _ = split_documents(docs[10:], 0.2)
+    _train2, val2, _ = split_documents(docs[10:], 0.2)
     assert {d.text for d in val2} == {d.text for d in val} - {d.text for d in docs[:10]}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -64,7 +65,7 @@ def test_val_byte_count_equals_decoded_text(default_ds: Dataset) -> None:
     starts = [*np.flatnonzero(tokens == sp.bos_id()).tolist(), tokens.size]
     decoded = sum(
         len(sp.decode(tokens[a + 1 : b].tolist()).encode("utf-8"))
-        for a, b in zip(starts[:-1], starts[1:])
+        for a, b in itertools.pairwise(starts)
     )
     assert count_bytes(tokens, lut) == decoded == default_ds.meta["val_bytes"]
 
