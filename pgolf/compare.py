@@ -19,7 +19,8 @@ from typing import Any
 from pgolf.errors import InputError
 
 _SEED_RE = re.compile(r"seed[_\-]?(\d+)", re.IGNORECASE)
-_RANK = {"clean": 0, "info": 1, "warning": 2, "error": 3}
+# Info findings are notes, not verdicts: a rule going from clean to info changes nothing.
+_RANK = {"clean": 0, "info": 0, "warning": 1, "error": 2}
 
 
 @dataclass
@@ -179,7 +180,7 @@ def rule_changes(
     for rule in sorted(set(before) | set(after)):
         cond_b, sev_b, n_b = before.get(rule, ("", "clean", 0))
         cond_a, sev_a, n_a = after.get(rule, ("", "clean", 0))
-        if sev_a != sev_b:
+        if _RANK[sev_a] != _RANK[sev_b]:
             out.append(RuleChange(rule, cond_a or cond_b, sev_b, sev_a, n_b, n_a))
     return out
 

@@ -530,7 +530,7 @@ def _assemble(
     folder_name: str,
     say: Callable[[str], None],
 ) -> PackageResult:
-    from pgolf.submission import validate, write_submission
+    from pgolf.submission import strict_view, validate, write_submission
 
     shutil.copyfile(run.script, build / "train_gpt.py")
     files: list[tuple[str, str]] = [("train_gpt.py", "the exact script that ran (sha256 checked)")]
@@ -572,7 +572,8 @@ def _assemble(
         eval_cap=run.cap("eval", EVAL_CAP_S),
     )
 
-    submission = dict(run.submission)
+    # Only the schema's keys: legacy spellings were already mapped by the lenient reader.
+    submission = strict_view(run.submission)
     submission.update(name=opts.name.strip(), track=track, date=date)
     for key, value in (
         ("author", opts.author),

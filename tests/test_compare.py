@@ -65,7 +65,7 @@ def test_diff_code_counts_lines_and_functions() -> None:
 
 def test_rule_changes_report_only_changed_worst_severity() -> None:
     before = {"PG501": ("C2", "error", 2), "PG201": ("R1", "warning", 1)}
-    after = {"PG201": ("R1", "warning", 3), "PG301": ("R4", "error", 1)}
+    after = {"PG201": ("R1", "warning", 3), "PG301": ("R4", "error", 1), "PG106": ("R7", "info", 1)}
     changes = {c.rule: c for c in rule_changes(before, after)}
     assert set(changes) == {"PG501", "PG301"}
     assert (changes["PG501"].before, changes["PG501"].after, changes["PG501"].direction) == (
@@ -111,7 +111,7 @@ def test_compare_cli_on_two_packaged_records(runner: CliRunner, tmp_path: Path) 
     assert data["score"]["passed"] is True
     assert data["verdict"] == {"new": "pass", "parent": "pass"}
     text = runner.invoke(main, ["compare", str(new), "--to", str(parent)])
-    assert "functions added: smooth" in text.output and "R6 significance: PASS" in text.output
+    assert "functions added (1): smooth" in text.output and "R6 significance: PASS" in text.output
     # The reverse direction is a regression: --strict turns it into exit 1.
     reverse = runner.invoke(main, ["compare", str(parent), "--to", str(new), "--strict"])
     assert reverse.exit_code == 1

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from pgolf.compare import CompareReport, compare_folders, to_json
 
+MAX_NAMES = 20
+
 
 def _f(value: float | None, digits: int = 6) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
@@ -32,7 +34,9 @@ def render(report: CompareReport, console: Console) -> None:
         ("changed", code.functions_changed),
     ):
         if names:
-            console.print(f"  functions {label}: {', '.join(names)}")
+            shown = ", ".join(names[:MAX_NAMES])
+            more = f" ... and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else ""
+            console.print(f"  functions {label} ({len(names)}): {shown}{more}")
     for problem in code.problems:
         console.print(f"  [yellow]{problem}[/yellow]")
     console.print(f"audit verdict: parent {report.verdict_parent}  ->  new {report.verdict_new}")
