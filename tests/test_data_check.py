@@ -103,6 +103,10 @@ def test_token_id_beyond_vocab_is_a_problem(tmp_path: Path, tokenizer: Path, run
     result = runner.invoke(main, ["data", "--check", str(d), "--no-progress"])
     assert result.exit_code == 1
     assert "token ids >= vocab size 512" in result.output and "fineweb_train_" in result.output
+    # In val too: reported, and the byte count is skipped rather than crashing.
+    d2 = _dataset(tmp_path / "ds2", tokenizer, _docs(3, 1), [[5, 4000, 6]])
+    result = runner.invoke(main, ["data", "--check", str(d2), "--no-progress"])
+    assert result.exit_code == 1 and "fineweb_val_000000.bin: 1 token ids >= vocab" in result.output
     # Without a tokenizer the vocabulary is unknown: said so, not failed.
     (d / "tokenizer.model").unlink()
     result = runner.invoke(main, ["data", "--check", str(d), "--no-progress"])

@@ -230,11 +230,12 @@ def check_dir(
     for split, st in (("train", train_stats), ("val", val_stats)):
         if st.empty_documents:
             notes.append(f"{st.empty_documents} empty {split} documents (BOS followed by BOS)")
-    val_bytes = (
-        count_bytes(np.concatenate(val_tokens_all), lut)
-        if lut is not None and val_tokens_all
-        else None
-    )
+    val_bytes: int | None = None
+    if lut is not None and val_tokens_all:
+        try:
+            val_bytes = count_bytes(np.concatenate(val_tokens_all), lut)
+        except ValueError:
+            val_bytes = None  # ids beyond the vocabulary: already reported as a problem
     fingerprint = fp.hexdigest()
     meta_path = d / META_FILE
     if meta_path.is_file():

@@ -114,12 +114,14 @@ def count_bytes(
     starts with BOS counts exactly as the evaluator counts its targets.
     """
     base, lead, boundary = lut
-    t = np.asarray(tokens, dtype=np.int64).reshape(-1)
+    t = np.asarray(tokens).reshape(-1)
     if t.size == 0:
         return 0
-    if int(t.min()) < 0 or int(t.max()) >= base.size:
+    if t.dtype.kind not in "iu":
+        t = t.astype(np.int64)
+    # Index with the array as is (uint16 shards stay uint16: no 4x copy of a big val split).
+    if (t.dtype.kind == "i" and int(t.min()) < 0) or int(t.max()) >= base.size:
         raise ValueError(f"token id out of range for a {base.size}-token byte table")
-    prev_boundary = np.empty(t.size, dtype=np.bool_)
-    prev_boundary[0] = True
-    prev_boundary[1:] = boundary[t[:-1]]
-    return int(base[t].astype(np.int64).sum() + (lead[t] & ~prev_boundary).sum())
+    total = int(base[t].sum(dtype=np.int64))
+    total += int(np.count_nonzero(lead[t[1:]] & ~boundary[t[:-1]]))
+    return total
