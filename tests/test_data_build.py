@@ -218,3 +218,30 @@ def test_cli_bad_text_input(tmp_path: Path, runner) -> None:
     assert result.exit_code == 2 and "nope: no such file or directory" in result.stderr
     result = runner.invoke(main, ["data", str(tmp_path)])
     assert result.exit_code == 2 and "--from-text" in result.output
+
+
+def test_damaged_dataset_is_rebuilt(tmp_path: Path) -> None:
+    docs = _topic_docs(20)
+    kw = {"name": "t", "source": "test", "vocab_size": VOCAB}
+    ds, _ = build_dataset(docs, tmp_path / "ds", **kw)
+    (ds.path / "fineweb_val_000000.bin").unlink()
+    again, built = build_dataset(docs, tmp_path / "ds", **kw)
+    assert built and again.fingerprint == ds.fingerprint
+    assert (ds.path / "fineweb_val_000000.bin").is_file()
+
+
+def test_concurrent_build_keeps_the_first_finished(tmp_path: Path) -> None:
+    import pgolf.data.build as build_mod
+
+    docs = _topic_docs(20)
+    ds, _ = build_dataset(docs, tmp_path / "ds", name="t", source="t", vocab_size=VOCAB)
+    before = ds.tokenizer_path.stat().st_mtime_ns
+
+    def slower_twin(tmp: Path) -> dict:
+        (tmp / "partial").write_text("x")
+        return dict(ds.meta)
+
+    kept = build_mod._build_atomic(tmp_path / "ds", False, slower_twin)
+    assert kept.fingerprint == ds.fingerprint
+    assert ds.tokenizer_path.stat().st_mtime_ns == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]

@@ -404,7 +404,7 @@ def build_default_dataset(
     input_sha = input_fingerprint(docs, vocab_size=vocab_size, val_fraction=DEFAULT_VAL_FRACTION)
     ds = _build_atomic(
         out,
-        True,
+        force,
         lambda tmp: _build_into(
             tmp,
             docs,
