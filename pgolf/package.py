@@ -95,7 +95,12 @@ class RunFolder:
     def hardware(self) -> str | None:
         hw = self.run_json.get("hardware")
         if isinstance(hw, dict):
-            return ", ".join(f"{k}: {v}" for k, v in hw.items() if v not in (None, ""))
+            try:
+                from pgolf.run_state import hardware_summary
+
+                return hardware_summary(hw, self.nproc)
+            except ImportError:
+                return ", ".join(f"{k}: {v}" for k, v in hw.items() if v not in (None, "", []))
         return str(hw) if hw else None
 
     @property
@@ -194,7 +199,11 @@ def load_run(run_dir: Path) -> RunFolder:
         status = str(entry.get("status") or "unknown")
         log_name = entry.get("log") or f"train_seed{seed}.log"
         log_path = run_dir / Path(str(log_name)).name
+        recorded = entry.get("artifact")
         artifact = run_dir / f"seed{seed}" / ARTIFACT_NAME
+        if recorded and not artifact.is_file():
+            candidate = Path(str(recorded))
+            artifact = candidate if candidate.is_absolute() else run_dir / candidate
         log = None
         if status == "ok":
             if not log_path.is_file():
