@@ -396,11 +396,9 @@ def build_default_dataset(
         if meta is not None:
             return Dataset._from_meta(out, meta), False
     report = progress or _noop_progress
-    docs: list[Document] = []
-    for doc in default_documents():
-        docs.append(doc)
-        if len(docs) % 50 == 0:
-            report("Collecting CPython documentation", len(docs), 0)
+    docs = list(
+        default_documents(lambda done, total: report("Reading CPython documentation", done, total))
+    )
     input_sha = input_fingerprint(docs, vocab_size=vocab_size, val_fraction=DEFAULT_VAL_FRACTION)
     ds = _build_atomic(
         out,

@@ -17,7 +17,7 @@ import platform
 import sys
 import sysconfig
 import tokenize
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,8 +153,11 @@ def _sections(src: str) -> list[str]:
     return [s for s in sections if s.strip()]
 
 
-def default_documents() -> Iterator[Document]:
-    """Yield the documents of the embedded default corpus, in a fixed order."""
+def default_documents(progress: Callable[[int, int], None] | None = None) -> Iterator[Document]:
+    """Yield the documents of the embedded default corpus, in a fixed order.
+
+    `progress(files_done, files_total)` is called after each standard-library file.
+    """
     from pydoc_data.topics import topics
 
     for name in sorted(topics):
@@ -162,7 +165,10 @@ def default_documents() -> Iterator[Document]:
         if len(text) >= MIN_DOCUMENT_CHARS:
             yield Document(f"pydoc_data.topics[{name!r}]", text)
     root = _stdlib_dir()
-    for path in _stdlib_files(root):
+    files = _stdlib_files(root)
+    for done, path in enumerate(files, 1):
+        if progress is not None:
+            progress(done, len(files))
         rel = path.relative_to(root).as_posix()
         try:
             src = path.read_bytes().decode("utf-8").replace("\r\n", "\n")
