@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pgolf.cli import main
+from pgolf.manifest import diff_files, hash_folder
 from pgolf.package import PackageOptions, package_run
 from pgolf.verify import verify_folder
 
@@ -177,3 +180,29 @@ def test_data_fingerprint_is_checked_against_given_shards(folder: Path, tmp_path
     write_shard(shards / "fineweb_val_000000.bin", np.arange(5, dtype=np.uint16))
     report = verify_folder(folder, data_dir=shards, run_audit=False)
     assert [c.item for c in report.differences] == ["data fingerprint"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_any_single_byte_change_is_found_by_the_manifest(tmp_path_factory, data) -> None:
+    """Property: flipping any bit of any byte of any file is reported for that file only."""
+    folder = tmp_path_factory.mktemp("prop")
+    contents = data.draw(
+        st.dictionaries(
+            st.sampled_from(["a.txt", "b.log", "sub/c.py", "d.json"]),
+            st.binary(min_size=1, max_size=64),
+            min_size=1,
+        )
+    )
+    for rel, blob in contents.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(blob)
+    recorded = hash_folder(folder)
+    assert diff_files(folder, recorded) == []
+    rel = data.draw(st.sampled_from(sorted(contents)))
+    blob = bytearray(contents[rel])
+    index = data.draw(st.integers(0, len(blob) - 1))
+    blob[index] ^= 1 << data.draw(st.integers(0, 7))
+    (folder / rel).write_bytes(bytes(blob))
+    diffs = diff_files(folder, recorded)
+    assert [(d.file, d.kind) for d in diffs] == [(rel, "sha256")]

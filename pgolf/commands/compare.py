@@ -128,9 +128,10 @@ def command(
     Example:
       pgolf compare records/track_10min_16mb/2026-02-01_New --to records/track_10min_16mb/2026-01-01_Old
     """
-    report = compare_folders(
-        folder, parent, alpha=alpha, min_delta_nats=min_delta_nats, run_audit=not no_audit
-    )
+    with Console(stderr=True).status(f"comparing {folder} with {parent}", spinner="dots"):
+        report = compare_folders(
+            folder, parent, alpha=alpha, min_delta_nats=min_delta_nats, run_audit=not no_audit
+        )
     if fmt == "json":
         click.echo(json.dumps(to_json(report), indent=2))
     else:

@@ -71,7 +71,8 @@ def command(
     Example:
       pgolf verify records/track_10min_16mb/2026-01-01_MyIdea
     """
-    report = verify_folder(folder, data_dir=data_dir, run_audit=not no_audit)
+    with Console(stderr=True).status(f"verifying {folder}", spinner="dots"):
+        report = verify_folder(folder, data_dir=data_dir, run_audit=not no_audit)
     if fmt == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
