@@ -158,13 +158,13 @@ class UnparseableSource(Rule):
     name = "unparseable-source"
     condition = "R9"
     severity = Severity.WARNING
-    message = "{file} does not parse ({error}); its code was not audited"
+    message = "{path} does not parse ({error}); its code was not audited"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
         for rel, src in ctx.sources.items():
             if src.syntax_error:
                 yield self.finding(
-                    file=rel, line=src.syntax_error_line, error=src.syntax_error, evidence=None
+                    file=rel, line=src.syntax_error_line, path=rel, error=src.syntax_error
                 )
 
 
@@ -198,14 +198,16 @@ class SkippedFile(Rule):
     name = "skipped-file"
     condition = "R7"
     severity = Severity.WARNING
-    message = "{file}: {problem}"
+    message = "{path}: {problem}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
         for rel, problem in ctx.scan_problems:
             sev = Severity.INFO if "only the start" in problem else Severity.WARNING
-            yield self.finding(file=rel, severity=sev, problem=problem)
+            yield self.finding(file=rel, path=rel, severity=sev, problem=problem)
         for rel, problem in ctx.log_problems:
-            yield self.finding(file=rel or None, problem=problem, severity=Severity.WARNING)
+            yield self.finding(
+                file=rel or None, path=rel or "logs", problem=problem, severity=Severity.WARNING
+            )
 
 
 @register
@@ -242,18 +244,21 @@ class UnpackProblem(Rule):
     name = "unpack-problem"
     condition = "R9"
     severity = Severity.WARNING
-    message = "{file}: {problem}"
+    message = "{path}: {problem}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
         for rel, src in ctx.sources.items():
             for p in src.unpack_problems:
-                yield self.finding(file=rel, problem=p)
+                m = re.match(r"line (\d+):\s*", p)
+                line = int(m.group(1)) if m else None
+                yield self.finding(file=rel, path=rel, line=line, problem=p)
             for blob in src.blobs:
                 lang = getattr(blob, "lang", None) or getattr(blob, "kind", "blob")
                 if lang in ("python", "py"):
                     continue
                 yield self.finding(
                     file=rel,
+                    path=rel,
                     line=getattr(blob, "start_line", None),
                     severity=Severity.INFO,
                     problem=(
@@ -541,7 +546,7 @@ class ShardFormat(Rule):
     name = "shard-format"
     condition = "R9"
     severity = Severity.WARNING
-    message = "{file}: {problem}"
+    message = "{path}: {problem}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
         for rel, f in ctx.files.items():
@@ -553,21 +558,23 @@ class ShardFormat(Rule):
                 with f.path.open("rb") as fh:
                     head = fh.read(header_bytes)
             except OSError as exc:
-                yield self.finding(file=rel, problem=f"cannot read ({exc.strerror})")
+                yield self.finding(file=rel, path=rel, problem=f"cannot read ({exc.strerror})")
                 continue
             if len(head) < header_bytes:
-                yield self.finding(file=rel, problem="shorter than the 1024-byte header")
+                yield self.finding(file=rel, path=rel, problem="shorter than the 1024-byte header")
                 continue
             magic, version, ntok = struct.unpack("<3i", head[:12])
             if magic != facts.SHARD_MAGIC or version != facts.SHARD_VERSION:
                 yield self.finding(
                     file=rel,
+                    path=rel,
                     problem=f"header magic {magic}, version {version} (expected "
                     f"{facts.SHARD_MAGIC}, {facts.SHARD_VERSION})",
                 )
             elif f.size != header_bytes + 2 * ntok:
                 yield self.finding(
                     file=rel,
+                    path=rel,
                     problem=f"header says {ntok} tokens but the file has "
                     f"{(f.size - header_bytes) / 2:g} tokens of payload",
                 )

@@ -212,17 +212,21 @@ class MixedConfigurations(Rule):
         runs = [lg for lg, _ in _scores(ctx)]
         if len(runs) < 2:
             return
-        ref = runs[0]
+        # The reference is the configuration most runs share (the odd ones are reported).
+        ref = _majority(runs, _config)
         ref_rel = ctx.relpath(ref.path)
-        ref_hp = {k.upper(): v for k, v in (ref.hyperparams or {}).items()}
-        ref_src = _src(ref)
-        for log in runs[1:]:
+        ref_hp = _config(ref)
+        src_ref = _majority(runs, _src)
+        ref_src = _src(src_ref)
+        for log in runs:
+            if log is ref:
+                continue
             rel = ctx.relpath(log.path)
-            hp = {k.upper(): v for k, v in (log.hyperparams or {}).items()}
+            hp = _config(log)
             diffs = [
                 f"{k}: {ref_hp[k]} vs {hp[k]}"
                 for k in sorted(set(ref_hp) & set(hp))
-                if not _is_per_seed_key(k) and ref_hp[k].strip() != hp[k].strip()
+                if ref_hp[k] != hp[k]
             ]
             if diffs:
                 yield self.finding(
@@ -232,11 +236,30 @@ class MixedConfigurations(Rule):
                     + (f" (+{len(diffs) - 5} more)" if len(diffs) > 5 else ""),
                     evidence="\n".join(diffs[:40]),
                 )
+        for log in runs:
             src = _src(log)
-            if ref_src is not None and src is not None and src != ref_src:
+            if log is not src_ref and ref_src is not None and src is not None and src != ref_src:
+                rel = ctx.relpath(log.path)
                 yield self.finding(
-                    file=rel, what=f"{rel} embeds different source code than {ref_rel}"
+                    file=rel,
+                    what=f"{rel} embeds different source code than {ctx.relpath(src_ref.path)}",
                 )
+
+
+def _config(log: Any) -> dict[str, str]:
+    return {
+        str(k).upper(): str(v).strip()
+        for k, v in (getattr(log, "hyperparams", None) or {}).items()
+        if not _is_per_seed_key(str(k))
+    }
+
+
+def _majority(runs: list[Any], key: Any) -> Any:
+    groups: dict[str, list[Any]] = {}
+    for log in runs:
+        groups.setdefault(repr(key(log)), []).append(log)
+    best = max(groups.values(), key=len)  # ties: the first group in log order
+    return best[0]
 
 
 def _src(log: Any) -> str | None:
