@@ -144,6 +144,9 @@ class TaintAnalysis:
                         self._bind(t, names, None, top=True)
             elif isinstance(stmt, ast.For) and self.expr(stmt.iter, names, None, file):
                 self._bind(stmt.target, names, None, top=True)
+        for stmt in _body_nodes(tree):
+            if isinstance(stmt, ast.Call):
+                self.expr(stmt, names, None, file)
 
     # ------------------------------------------------------------------ functions
 
@@ -210,8 +213,17 @@ class TaintAnalysis:
                 node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[list-item]
             )
             for t in targets:
+                if (
+                    isinstance(t, ast.Tuple | ast.List)
+                    and isinstance(value, ast.Tuple | ast.List)
+                    and len(t.elts) == len(value.elts)
+                ):
+                    for te, ve in zip(t.elts, value.elts):
+                        if self.expr(ve, names, fn, file):
+                            self._bind(te, names, fn, top=empty_ctx)
+                    continue
                 self._bind(t, names, fn, top=empty_ctx)
-        elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+        elif isinstance(node, ast.For | ast.AsyncFor):
             if self.expr(node.iter, names, fn, file):
                 self._bind(node.target, names, fn, top=False)
         elif isinstance(node, ast.withitem):

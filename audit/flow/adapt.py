@@ -1,0 +1,259 @@
+"""Where validation data drives adaptation, and whether the adapted tokens were scored first.
+
+Shared by the data-separation (PG3xx) and score-before-update (PG6xx) rules:
+
+- `val_updates(pm)`: every `loss.backward()` / `torch.autograd.grad(loss, ...)` whose loss
+  carries validation data, with its phases and reachability.
+- `scored_first(pm, node)`: the legal test-time-training shape. Walking out from the update
+  (through enclosing loops, then through the call sites that pass validation data in), some
+  loop must hold, *before* the statement that leads to the update, a statement that scores:
+  accumulates a loss/nll/bpb total, directly or through a submission function that does.
+  A loop of epochs around that loop (the same chunks scored again after being trained on)
+  makes it illegal again.
+- `is_slot(pm, node)`: the update optimises a fresh tensor (a SLOT-style delta) rather than
+  model or adapter weights.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from audit.flow.index import FunctionInfo
+from audit.flow.taint import _body_nodes
+
+_SCORE_TARGET = re.compile(r"loss|nll|bpb|bits|score|logp|nats|entropy|(^|_)ce($|_)", re.I)
+_EPOCH = re.compile(r"epoch|(^|_)ep($|_)|pass(es)?$", re.I)
+_FRESH = frozenset({"zeros", "zeros_like", "randn", "randn_like", "empty", "full", "ones", "rand"})
+_OPTIMIZERS = re.compile(r"(^|\.)(SGD|Adam|AdamW|RMSprop|Adagrad|LBFGS|Muon|Lion)$")
+
+
+@dataclass(frozen=True)
+class Update:
+    """A gradient update driven by validation data."""
+
+    node: ast.Call  # the backward()/autograd.grad call
+    loss: ast.expr
+    func: FunctionInfo | None
+    file: str
+    phases: frozenset[str]
+
+
+def _is_backward(call: ast.Call) -> ast.expr | None:
+    f = call.func
+    if isinstance(f, ast.Attribute) and f.attr == "backward":
+        return f.value
+    if isinstance(f, ast.Attribute) and f.attr == "grad" and call.args:
+        base = ast.unparse(f.value)
+        if base.endswith("autograd"):
+            return call.args[0]
+    return None
+
+
+def val_updates(pm) -> list[Update]:
+    out: list[Update] = []
+    for fn in pm.index.iter_functions():
+        for node in _body_nodes(fn.node):
+            if not isinstance(node, ast.Call):
+                continue
+            loss = _is_backward(node)
+            if loss is None or not pm.val.tainted_in(loss, fn, fn.file):
+                continue
+            if not pm.is_reached(node):
+                continue
+            out.append(Update(node, loss, fn, fn.file, pm.phases_of(node)))
+    return out
+
+
+# ---------------------------------------------------------------------- scoring statements
+
+
+def _target_text(t: ast.expr) -> str:
+    while isinstance(t, ast.Subscript):
+        t = t.value
+    if isinstance(t, ast.Attribute):
+        return t.attr
+    return t.id if isinstance(t, ast.Name) else ""
+
+
+def _direct_scoring(node: ast.AST) -> bool:
+    for n in ast.walk(node):
+        if isinstance(n, ast.AugAssign) and isinstance(n.op, ast.Add | ast.Sub):
+            if _SCORE_TARGET.search(_target_text(n.target)):
+                return True
+        elif (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in ("append", "extend", "add_", "index_add_")
+            and _SCORE_TARGET.search(_target_text(n.func.value))
+        ):
+            return True
+    return False
+
+
+def _is_scoring(pm, node: ast.AST, fn: FunctionInfo | None, depth: int = 0) -> bool:
+    if _direct_scoring(node):
+        return True
+    if depth >= 3:
+        return False
+    file = fn.file if fn else pm._file_of(node)
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call):
+            callee = pm.index.resolve_call(n, file, fn)
+            if callee is not None and callee is not fn:
+                body = ast.Module(body=list(callee.node.body), type_ignores=[])
+                if _is_scoring(pm, body, callee, depth + 1):
+                    return True
+    return False
+
+
+# ---------------------------------------------------------------------- loops
+
+
+def _ancestors(pm, node: ast.AST, stop: ast.AST | None) -> list[ast.AST]:
+    out: list[ast.AST] = []
+    cur = pm.index.parent.get(id(node))
+    while cur is not None and cur is not stop:
+        out.append(cur)
+        cur = pm.index.parent.get(id(cur))
+    return out
+
+
+def _child_in(pm, loop: ast.AST, node: ast.AST) -> ast.stmt | None:
+    """The statement of `loop.body` that contains `node`."""
+    cur: ast.AST | None = node
+    body = getattr(loop, "body", [])
+    while cur is not None:
+        if any(cur is s for s in body):
+            return cur  # type: ignore[return-value]
+        cur = pm.index.parent.get(id(cur))
+    return None
+
+
+def _epoch_like(loop: ast.AST) -> bool:
+    if isinstance(loop, ast.For | ast.AsyncFor):
+        target = ast.unparse(loop.target)
+        return bool(_EPOCH.search(target) or _EPOCH.search(ast.unparse(loop.iter)))
+    return False
+
+
+def _loop_score_first(pm, node: ast.AST, fn: FunctionInfo | None) -> str | None:
+    """'legal' / 'epochs' if some enclosing loop of fn scores before `node`, else None."""
+    stop = fn.node if fn else None
+    anc = _ancestors(pm, node, stop)
+    loops = [a for a in anc if isinstance(a, ast.For | ast.AsyncFor | ast.While)]
+    for i, loop in enumerate(loops):
+        child = _child_in(pm, loop, node)
+        if child is None:
+            continue
+        before = []
+        for s in loop.body:  # type: ignore[attr-defined]
+            if s is child:
+                break
+            before.append(s)
+        scoring = [s for s in before if _is_scoring(pm, s, fn)]
+        if not scoring:
+            continue
+        outer = loops[i + 1 :]
+        loopvars = {
+            n.id
+            for o in outer
+            if isinstance(o, ast.For | ast.AsyncFor)
+            for n in ast.walk(o.target)
+            if isinstance(n, ast.Name)
+        }
+        guarded_by_outer = any(
+            isinstance(n, ast.Name) and n.id in loopvars
+            for s in scoring
+            for g in ast.walk(s)
+            if isinstance(g, ast.If)
+            for n in ast.walk(g.test)
+        )
+        if any(_epoch_like(o) for o in outer) or guarded_by_outer or _epoch_like(loop):
+            return "epochs"
+        return "legal"
+    return None
+
+
+def scored_first(pm, node: ast.AST, fn: FunctionInfo | None, depth: int = 0) -> str:
+    """'legal', 'epochs' (re-scored after multi-epoch adaptation) or 'adapt-first'."""
+    verdict = _loop_score_first(pm, node, fn)
+    if verdict is not None:
+        return verdict
+    if fn is None or depth >= 6:
+        return "adapt-first"
+    callers = [c for c in pm.val.callers_with_taint(fn) if pm.is_reached(c.call)]
+    results = [scored_first(pm, c.call, c.caller, depth + 1) for c in callers]
+    if "legal" in results:
+        return "legal"
+    if "epochs" in results:
+        return "epochs"
+    return "adapt-first"
+
+
+# ---------------------------------------------------------------------- what is adapted
+
+
+def _optimizer_params(fn: FunctionInfo) -> list[ast.expr]:
+    out: list[ast.expr] = []
+    for n in _body_nodes(fn.node):
+        if isinstance(n, ast.Call):
+            name = ast.unparse(n.func)
+            if _OPTIMIZERS.search(name) and (n.args or n.keywords):
+                out.append(n.args[0] if n.args else n.keywords[0].value)
+    return out
+
+
+def _fresh_tensor_names(fn: FunctionInfo) -> set[str]:
+    names: set[str] = set()
+    for n in _body_nodes(fn.node):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call):
+            text = ast.unparse(n.value)
+            short = ast.unparse(n.value.func).rsplit(".", 1)[-1]
+            fresh = short in _FRESH and "requires_grad" in text
+            fresh = fresh or (short == "Parameter" and any(f in text for f in _FRESH))
+            if fresh:
+                names.update(t.id for t in n.targets if isinstance(t, ast.Name))
+    return names
+
+
+def is_slot(fn: FunctionInfo | None) -> bool:
+    """The function optimises freshly created tensors (a SLOT-style delta)."""
+    if fn is None:
+        return False
+    fresh = _fresh_tensor_names(fn)
+    if not fresh:
+        return False
+    for p in _optimizer_params(fn):
+        used = {n.id for n in ast.walk(p) if isinstance(n, ast.Name)}
+        if used & fresh:
+            return True
+    return False
+
+
+def is_throwaway(fn: FunctionInfo | None, node: ast.AST) -> bool:
+    """Adaptation whose result is discarded (compile warm-ups): the adapted object is deleted,
+    or the weights are restored with load_state_dict after the update."""
+    if fn is None:
+        return False
+    line = getattr(node, "lineno", 0)
+    owners: set[str] = set()
+    for p in _optimizer_params(fn):
+        for n in ast.walk(p):
+            if isinstance(n, ast.Name):
+                owners.add(n.id)
+                break
+    deleted: set[str] = set()
+    restored = False
+    for n in _body_nodes(fn.node):
+        if isinstance(n, ast.Delete):
+            deleted.update(t.id for t in n.targets if isinstance(t, ast.Name))
+        elif (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "load_state_dict"
+            and getattr(n, "lineno", 0) > line
+        ):
+            restored = True
+    return restored or bool(owners and owners <= deleted)

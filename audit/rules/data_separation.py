@@ -1,0 +1,590 @@
+"""R4/R5 data-separation rules (PG3xx): validation data must not shape the artifact, and
+training data used at evaluation must be inside it.
+
+The rules rest on the phase model (`audit.phases`): val/train taint followed through
+assignments, calls and returns, and the phase of each use (before the artifact is written:
+training; after it is loaded: evaluation). Monitoring a validation loss during training is
+tolerated by R4 and is not flagged (no gradient, no stored value, no selection).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from audit.flow.adapt import val_updates
+from audit.flow.index import FunctionInfo
+from audit.folder import read_text
+from audit.model import Finding, Rule, Severity, register
+from audit.phases import EVAL, TRAIN, PhaseModel, analyze
+
+if TYPE_CHECKING:
+    from audit.context import AuditContext
+
+_HOOKS = frozenset({"register_forward_hook", "register_forward_pre_hook", "register_hook"})
+_SAVE = re.compile(r"(^|\.)(save|dump|savez|savez_compressed|write|compress)$")
+_READERS = re.compile(
+    r"(^|\.)(open|fromfile|memmap|load|glob|iglob|read_bytes|load_data_shard|load_tokens)$"
+)
+_SELECT_CALLS = re.compile(r"state_dict|deepcopy|clone|save|copy_")
+
+
+def _note(pm: PhaseModel, node: ast.AST) -> str:
+    n = pm.reach(node).note
+    return f" ({n})" if n else ""
+
+
+def _fname(fn: FunctionInfo | None) -> str:
+    return fn.name if fn else "<module>"
+
+
+@register
+class ValGradientInTraining(Rule):
+    """Validation data feeds a gradient step before the artifact is written.
+
+    ## What it does
+    Follows validation data (`fineweb_val_*` shards, byte sidecars, tensors and loaders built
+    from them) through assignments and calls, and flags `loss.backward()` on a loss computed
+    from it in code that runs before the artifact is serialized: training on the val shard,
+    warmup on val, fitting temperatures or mixing weights by gradient on val, pre-quant TTT.
+
+    ## Why is this bad?
+    R4: validation data must feed no gradient of anything that ends up in the artifact.
+
+    ## Illegal example
+    ```python
+    import glob
+    import torch
+
+    def main():
+        files = sorted(glob.glob("data/fineweb_val_*.bin"))
+        tokens = torch.cat([torch.load(f) for f in files])
+        model = torch.nn.Linear(4, 4)
+        opt = torch.optim.AdamW(model.parameters())
+        for step in range(100):
+            loss = model(tokens[step:step + 64], tokens[step + 1:step + 65])
+            loss.backward()
+            opt.step()
+        torch.save(model.state_dict(), "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## Legal example
+    ```python
+    import glob
+    import torch
+
+    def main():
+        tokens = torch.cat([torch.load(f) for f in sorted(glob.glob("data/fineweb_train_*.bin"))])
+        val = torch.cat([torch.load(f) for f in sorted(glob.glob("data/fineweb_val_*.bin"))])
+        model = torch.nn.Linear(4, 4)
+        opt = torch.optim.AdamW(model.parameters())
+        for step in range(100):
+            loss = model(tokens[step:step + 64], tokens[step + 1:step + 65])
+            loss.backward()
+            opt.step()
+            if step % 50 == 0:
+                with torch.no_grad():
+                    print("val_loss", model(val[:-1], val[1:]).item())
+        torch.save(model.state_dict(), "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## References
+    - RULES.md R4 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG301"
+    name = "val-gradient-in-training"
+    condition = "R4"
+    severity = Severity.ERROR
+    message = "validation data reaches a gradient step before serialization in `{func}`{note}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        pm = analyze(ctx)
+        for upd in val_updates(pm):
+            if TRAIN not in upd.phases:
+                continue
+            yield self.finding(
+                file=upd.file,
+                line=upd.node.lineno,
+                function=_fname(upd.func),
+                evidence=pm.line_text(upd.file, upd.node.lineno),
+                func=_fname(upd.func),
+                note=_note(pm, upd.node),
+            )
+
+
+def _calibration_functions(pm: PhaseModel) -> list[FunctionInfo]:
+    """Functions that collect activation statistics: forward hooks or X^T X accumulations."""
+    out = []
+    for fn in pm.index.iter_functions():
+        for n in ast.walk(fn.node):
+            if (
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr in _HOOKS
+            ) or _is_gram(n):
+                out.append(fn)
+                break
+    return out
+
+
+def _is_gram(n: ast.AST) -> bool:
+    """`x.T @ x`, `x.t() @ x`, `torch.matmul(x.T, x)`, `H.addmm_(x.T, x)`."""
+    if isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult):
+        left = ast.unparse(n.left)
+        return left.endswith((".T", ".t()", ".mT")) or "transpose" in left
+    if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "addmm_":
+        return any(ast.unparse(a).endswith((".T", ".t()")) for a in n.args)
+    return False
+
+
+@register
+class ValCalibration(Rule):
+    """Validation data reaches calibration (GPTQ/Hessian statistics, quantization scales).
+
+    ## What it does
+    Finds functions that gather activation statistics (forward hooks, `X.T @ X` Hessians)
+    and flags every call that hands them validation data, whatever the names involved (a
+    val loader passed as `train_loader`, a `calib` variable holding val tokens), in code that
+    runs before the artifact is written.
+
+    ## Why is this bad?
+    R4: calibration decides what is stored in the artifact (quantized weights, scales); it
+    must not see validation data.
+
+    ## Illegal example
+    ```python
+    import torch
+
+    def collect_hessians(model, loader, n):
+        H = {}
+        for _ in range(n):
+            x = loader.next_batch()
+            H["w"] = H.get("w", 0) + x.T @ x
+        return H
+
+    def main():
+        model = torch.nn.Linear(4, 4)
+        calib = TokenLoader("data/fineweb_val_*.bin")
+        hessians = collect_hessians(model, calib, 64)
+        torch.save({"h": hessians, "m": model.state_dict()}, "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## Legal example
+    ```python
+    import torch
+
+    def collect_hessians(model, loader, n):
+        H = {}
+        for _ in range(n):
+            x = loader.next_batch()
+            H["w"] = H.get("w", 0) + x.T @ x
+        return H
+
+    def main():
+        model = torch.nn.Linear(4, 4)
+        calib = TokenLoader("data/fineweb_train_*.bin")
+        hessians = collect_hessians(model, calib, 64)
+        torch.save({"h": hessians, "m": model.state_dict()}, "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## References
+    - RULES.md R4 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG302"
+    name = "val-calibration"
+    condition = "R4"
+    severity = Severity.ERROR
+    message = "validation data passed to calibration `{callee}` before serialization{note}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        pm = analyze(ctx)
+        yield from (f for f, _ in _calibration_findings(self, pm))
+
+
+def _calibration_findings(rule: Rule, pm: PhaseModel) -> list[tuple[Finding, ast.AST]]:
+    out: list[tuple[Finding, ast.AST]] = []
+    seen: set[tuple[str, int]] = set()
+    for cal in _calibration_functions(pm):
+        for edge in pm.val.callers_with_taint(cal):
+            call = edge.call
+            phases = pm.phases_of(call)
+            if not pm.is_reached(call) or (EVAL in phases and TRAIN not in phases):
+                continue
+            file = edge.caller.file if edge.caller else pm._file_of(call)
+            key = (file, call.lineno)
+            if key in seen:
+                continue
+            seen.add(key)
+            f = rule.finding(
+                file=file,
+                line=call.lineno,
+                function=_fname(edge.caller),
+                evidence=pm.line_text(file, call.lineno),
+                callee=cal.name,
+                note=_note(pm, call),
+            )
+            out.append((f, call))
+    return out
+
+
+@register
+class ValStoredInArtifact(Rule):
+    """Validation tokens or values computed from them are written into the artifact.
+
+    ## What it does
+    Flags a serialization call (`torch.save`, `pickle.dump`, `np.save`, `.write`,
+    compression) before the artifact is loaded whose payload carries validation data: a
+    "paid prefix" of val tokens, n-gram tables or statistics built from the val shard.
+
+    ## Why is this bad?
+    R4: no stored token and no fitted value may come from validation data.
+
+    ## Illegal example
+    ```python
+    import torch
+
+    def main():
+        val_tokens = torch.load("data/fineweb_val_000000.bin")
+        model = torch.nn.Linear(4, 4)
+        blob = {"model": model.state_dict(), "prefix": val_tokens[:4096]}
+        torch.save(blob, "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## Legal example
+    ```python
+    import torch
+
+    def main():
+        train_tokens = torch.load("data/fineweb_train_000000.bin")
+        model = torch.nn.Linear(4, 4)
+        blob = {"model": model.state_dict(), "bigram": torch.bincount(train_tokens)}
+        torch.save(blob, "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## References
+    - RULES.md R4 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG303"
+    name = "val-stored-in-artifact"
+    condition = "R4"
+    severity = Severity.ERROR
+    message = "serialized payload carries validation data (`{expr}`){note}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        pm = analyze(ctx)
+        if _calibration_findings(ValCalibration(), pm):
+            return  # the calibrated weights carry the taint; PG302 already says why
+        if pm.trace.serialize is None:
+            return
+        seen: set[tuple[str, int]] = set()
+        for occ in pm.trace.occurrences:
+            if occ.seq > pm.trace.serialize.seq:
+                break
+            if isinstance(occ.stmt, ast.If | ast.For | ast.While | ast.With | ast.Try):
+                continue
+            for n in ast.walk(occ.stmt):
+                if not isinstance(n, ast.Call) or not _SAVE.search(ast.unparse(n.func)):
+                    continue
+                if not n.args or not pm.val.tainted_in(n.args[0], occ.func, occ.file):
+                    continue
+                key = (occ.file, n.lineno)
+                if key in seen:
+                    continue
+                seen.add(key)
+                yield self.finding(
+                    file=occ.file,
+                    line=n.lineno,
+                    function=_fname(occ.func),
+                    evidence=pm.line_text(occ.file, n.lineno),
+                    expr=ast.unparse(n.args[0])[:80],
+                    note=_note(pm, n),
+                )
+
+
+def _selects(body: list[ast.stmt]) -> bool:
+    for s in body:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Break | ast.Return):
+                return True
+            if isinstance(n, ast.Call) and _SELECT_CALLS.search(ast.unparse(n.func)):
+                return True
+    return False
+
+
+@register
+class ValSelection(Rule):
+    """A choice made during training depends on a validation score (early stopping, pick).
+
+    ## What it does
+    Flags an `if` in the training phase whose test carries validation data and whose body
+    stops training, keeps a checkpoint (`state_dict`, `deepcopy`, `save`) or returns, i.e.
+    early stopping or checkpoint / hyperparameter selection by validation score.
+
+    ## Why is this bad?
+    R4: validation data must not drive the choices behind the artifact. Printing a
+    validation loss while training is tolerated; acting on it is not.
+
+    ## Illegal example
+    ```python
+    import copy
+    import torch
+
+    def main():
+        val = torch.load("data/fineweb_val_000000.bin")
+        model = torch.nn.Linear(4, 4)
+        best, best_state = 1e9, None
+        for step in range(1000):
+            train_step(model)
+            with torch.no_grad():
+                val_loss = model(val[:-1], val[1:]).item()
+            if val_loss < best:
+                best, best_state = val_loss, copy.deepcopy(model.state_dict())
+        torch.save(best_state, "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## Legal example
+    ```python
+    import torch
+
+    def main():
+        val = torch.load("data/fineweb_val_000000.bin")
+        model = torch.nn.Linear(4, 4)
+        for step in range(1000):
+            train_step(model)
+            if step % 100 == 0:
+                with torch.no_grad():
+                    print("val_loss", model(val[:-1], val[1:]).item())
+        torch.save(model.state_dict(), "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## References
+    - RULES.md R4 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG304"
+    name = "val-selection"
+    condition = "R4"
+    severity = Severity.ERROR
+    message = "training-phase decision depends on a validation score: `{expr}`{note}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        pm = analyze(ctx)
+        if pm.trace.serialize is None:
+            return
+        seen: set[int] = set()
+        for occ in pm.trace.occurrences:
+            if occ.seq > pm.trace.serialize.seq:
+                break
+            s = occ.stmt
+            if not isinstance(s, ast.If) or id(s) in seen:
+                continue
+            seen.add(id(s))
+            if not pm.val.tainted_in(s.test, occ.func, occ.file) or not _selects(s.body):
+                continue
+            yield self.finding(
+                file=occ.file,
+                line=s.lineno,
+                function=_fname(occ.func),
+                evidence=pm.line_text(occ.file, s.lineno),
+                expr=ast.unparse(s.test)[:80],
+                note=_note(pm, s),
+            )
+
+
+@register
+class TrainDataAtEval(Rule):
+    """Training shards are read after the artifact is loaded (evaluation-time train data).
+
+    ## What it does
+    Follows training-data paths (`fineweb_train_*`) and flags reads of them (opening,
+    loading, globbing, building a loader) in code that runs after the artifact is written,
+    e.g. n-gram tables rebuilt from train shards at evaluation.
+
+    ## Why is this bad?
+    R5: training data used at evaluation must be inside the artifact and counted by R1;
+    reading the shards at evaluation smuggles unbounded data past the 16 MB cap.
+
+    ## Illegal example
+    ```python
+    import glob
+    import numpy as np
+    import torch
+
+    def main():
+        model = torch.nn.Linear(4, 4)
+        torch.save(model.state_dict(), "final_model.ptz")
+        model.load_state_dict(torch.load("final_model.ptz"))
+        table = np.zeros(1024)
+        for f in glob.glob("data/fineweb_train_*.bin"):
+            table += np.bincount(np.fromfile(f, dtype=np.uint16), minlength=1024)
+        print(table.sum())
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## Legal example
+    ```python
+    import glob
+    import numpy as np
+    import torch
+
+    def main():
+        table = np.zeros(1024)
+        for f in glob.glob("data/fineweb_train_*.bin"):
+            table += np.bincount(np.fromfile(f, dtype=np.uint16), minlength=1024)
+        torch.save({"table": table}, "final_model.ptz")
+        print(torch.load("final_model.ptz")["table"].sum())
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## References
+    - RULES.md R5 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG305"
+    name = "train-data-at-eval"
+    condition = "R5"
+    severity = Severity.ERROR
+    message = "training data read after the artifact is written: `{expr}`{note}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        pm = analyze(ctx)
+        if pm.trace.serialize is None:
+            return
+        seen: set[tuple[str, str]] = set()
+        for occ in pm.trace.occurrences:
+            if occ.seq <= pm.trace.serialize.seq:
+                continue
+            if isinstance(occ.stmt, ast.If | ast.While | ast.With | ast.Try):
+                nodes: list[ast.AST] = [
+                    getattr(occ.stmt, "test", None) or occ.stmt  # type: ignore[list-item]
+                ]
+                if isinstance(occ.stmt, ast.With):
+                    nodes = [i.context_expr for i in occ.stmt.items]
+            elif isinstance(occ.stmt, ast.For):
+                nodes = [occ.stmt.iter]
+            else:
+                nodes = [occ.stmt]
+            for root in nodes:
+                for n in ast.walk(root):
+                    if not isinstance(n, ast.Call):
+                        continue
+                    name = ast.unparse(n.func)
+                    local = pm.index.resolve_call(n, occ.file, occ.func)
+                    if not (_READERS.search(name) or local is not None):
+                        continue
+                    args = list(n.args) + [k.value for k in n.keywords]
+                    if not any(pm.train_data.tainted_in(a, occ.func, occ.file) for a in args):
+                        continue
+                    key = (occ.file, occ.func.qualname if occ.func else "")
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    yield self.finding(
+                        file=occ.file,
+                        line=n.lineno,
+                        function=_fname(occ.func),
+                        evidence=pm.line_text(occ.file, n.lineno),
+                        expr=ast.unparse(n)[:80],
+                        note=_note(pm, n),
+                    )
+
+
+_ALIAS = re.compile(r"\b(ln|cp|mv|rsync|install)\b[^\n]*fineweb_val_[^\n]*fineweb_train_")
+
+
+@register
+class ValAliasedAsTrain(Rule):
+    """The run command or a setup script makes the validation shard the training data.
+
+    ## What it does
+    Reads the README, shell scripts and the effective configuration for a validation shard
+    linked or copied to a training-shard name (`ln -s .../fineweb_val_000000.bin
+    .../fineweb_train_000000.bin`) or a training-file setting that points at val shards.
+
+    ## Why is this bad?
+    R4: training on the validation split (and then scoring it) is the plainest violation;
+    the code can be the untouched baseline while the data layout does it.
+
+    ## Illegal example
+    ```python
+    # pgolf-env: TRAIN_FILES=./data/fineweb_val_*.bin
+    import os
+    train_files = os.environ.get("TRAIN_FILES", "./data/fineweb_train_*.bin")
+    ```
+
+    ```text
+    ln -s data/fineweb_val_000000.bin data_valonly/fineweb_train_000000.bin
+    DATA_PATH=data_valonly torchrun --nproc_per_node=8 train_gpt.py
+    ```
+
+    ## Legal example
+    ```python
+    # pgolf-env: TRAIN_FILES=./data/fineweb_train_*.bin
+    import os
+    train_files = os.environ.get("TRAIN_FILES", "./data/fineweb_train_*.bin")
+    ```
+
+    ## References
+    - RULES.md R4 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG306"
+    name = "val-aliased-as-train"
+    condition = "R4"
+    severity = Severity.ERROR
+    message = "validation shard used as training data: `{expr}`"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        texts: list[tuple[str, str]] = []
+        if ctx.readme:
+            texts.append(("README.md", ctx.readme))
+        for rel, f in sorted(ctx.files.items()):
+            if rel.endswith(".sh") and not f.binary:
+                try:
+                    texts.append((rel, read_text(f, 200_000)[0]))
+                except OSError:
+                    continue
+        for rel, text in texts:
+            for i, line in enumerate(text.splitlines(), 1):
+                m = _ALIAS.search(line)
+                if m:
+                    yield self.finding(
+                        file=rel, line=i, evidence=line.strip()[:200], expr=m.group(0)[:120]
+                    )
+        for key, value in ctx.config.items():
+            is_train_key = "TRAIN" in key and any(k in key for k in ("FILES", "PATTERN", "GLOB"))
+            if is_train_key and ("fineweb_val" in value or re.search(r"(^|[/_])val_\*", value)):
+                yield self.finding(expr=f"{key}={value}"[:120])

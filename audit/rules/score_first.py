@@ -1,0 +1,300 @@
+"""C3 score-before-update rules (PG6xx): adaptation on validation tokens before they are scored.
+
+All three rules rest on the phase model (`audit.phases`): validation taint reaching a
+`backward()`, the phase of that update (before the artifact is written, or after it is
+loaded), and the score-first test of `audit.flow.adapt`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from audit.flow.adapt import Update, is_slot, is_throwaway, scored_first, val_updates
+from audit.model import Finding, Rule, Severity, register
+from audit.phases import EVAL, TRAIN, UNKNOWN, PhaseModel, analyze
+
+if TYPE_CHECKING:
+    from audit.context import AuditContext
+
+
+def _suffix(pm: PhaseModel, upd: Update) -> str:
+    note = pm.reach(upd.node).note
+    return f" ({note})" if note else ""
+
+
+def _eval_side(ctx: AuditContext) -> Iterator[tuple[PhaseModel, Update, str]]:
+    """Validation-driven updates after the artifact (or with no artifact write found)."""
+    pm = analyze(ctx)
+    for upd in val_updates(pm):
+        if not (upd.phases & {EVAL, UNKNOWN}) and upd.phases:
+            continue
+        if is_throwaway(upd.func, upd.node):
+            continue
+        verdict = scored_first(pm, upd.node, upd.func)
+        if verdict != "legal":
+            yield pm, upd, verdict
+
+
+@register
+class AdaptBeforeScore(Rule):
+    """Test-time training on validation tokens before those tokens are scored.
+
+    ## What it does
+    Finds gradient updates (`loss.backward()`) whose loss is computed from validation data
+    after the artifact is loaded, and checks the score-first shape: some loop enclosing the
+    update (or enclosing a call that passes the validation data in) must score the chunk,
+    accumulating its loss, *before* training on it. Scoring only on the last of several
+    epochs over the same chunks does not count.
+
+    ## Why is this bad?
+    C3: adaptation may use a chunk only after every token of it was scored. Training on
+    `val_tokens` for some epochs and then evaluating them reports a score on data the model
+    has just fitted.
+
+    ## Illegal example
+    ```python
+    import torch
+    val_tokens = torch.load("fineweb_val_000000.pt")
+
+    def ttt_adapt(model, tokens, epochs):
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        for _ in range(epochs):
+            for i in range(0, tokens.numel() - 1, 1024):
+                loss = model(tokens[i:i + 1024], tokens[i + 1:i + 1025])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+    def main():
+        model = torch.load("final_model.pt")
+        ttt_adapt(model, val_tokens, 3)
+        with torch.no_grad():
+            print(model(val_tokens[:-1], val_tokens[1:]))
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## Legal example
+    ```python
+    import torch
+    val_tokens = torch.load("fineweb_val_000000.pt")
+
+    def eval_score_first(model, tokens):
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        loss_sum = 0.0
+        for i in range(0, tokens.numel() - 1, 1024):
+            x, y = tokens[i:i + 1024], tokens[i + 1:i + 1025]
+            with torch.no_grad():
+                loss_sum += model(x, y).item()
+            loss = model(x, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss_sum
+
+    if __name__ == "__main__":
+        print(eval_score_first(torch.load("final_model.pt"), val_tokens))
+    ```
+
+    ## References
+    - RULES.md C3 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG601"
+    name = "adapt-before-score"
+    condition = "C3"
+    severity = Severity.ERROR
+    message = "model adapted on validation tokens {how} in `{func}`{note}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        for pm, upd, verdict in _eval_side(ctx):
+            if is_slot(upd.func):
+                continue
+            how = (
+                "over several epochs, scoring chunks already trained on"
+                if verdict == "epochs"
+                else "before they are scored (no score-first loop)"
+            )
+            func = upd.func.name if upd.func else "<module>"
+            yield self.finding(
+                file=upd.file,
+                line=upd.node.lineno,
+                function=func,
+                evidence=pm.line_text(upd.file, upd.node.lineno),
+                how=how,
+                func=func,
+                note=_suffix(pm, upd),
+            )
+
+
+@register
+class PreQuantValAdaptation(Rule):
+    """Gradient steps on validation data before the artifact is written (pre-quant TTT).
+
+    ## What it does
+    Finds `loss.backward()` on a loss computed from validation data in code that runs before
+    the compressed artifact is serialized (the phase model orders `main()` and the functions
+    it calls), e.g. AdamW fine-tuning on `val_tokens` before GPTQ and saving.
+
+    ## Why is this bad?
+    C3 (and R4): the validation tokens are trained on and then scored by the saved model;
+    nothing about it is score-first. The adapted weights also end up in the artifact.
+
+    ## Illegal example
+    ```python
+    import torch
+    val_tokens = torch.load("fineweb_val_000000.pt")
+
+    def prequant_ttt(model, tokens):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        for epoch in range(6):
+            loss = model(tokens[:-1], tokens[1:])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    def main():
+        model = torch.nn.Linear(4, 4)
+        prequant_ttt(model, val_tokens)
+        torch.save(model.state_dict(), "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## Legal example
+    ```python
+    import torch
+    train_tokens = torch.load("fineweb_train_000000.pt")
+
+    def finetune(model, tokens):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        loss = model(tokens[:-1], tokens[1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def main():
+        model = torch.nn.Linear(4, 4)
+        finetune(model, train_tokens)
+        torch.save(model.state_dict(), "final_model.ptz")
+
+    if __name__ == "__main__":
+        main()
+    ```
+
+    ## References
+    - RULES.md C3 and R4 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG602"
+    name = "prequant-val-adaptation"
+    condition = "C3"
+    severity = Severity.ERROR
+    message = "gradient step on validation data before the artifact is written, in `{func}`{note}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        pm = analyze(ctx)
+        for upd in val_updates(pm):
+            if TRAIN not in upd.phases:
+                continue
+            func = upd.func.name if upd.func else "<module>"
+            yield self.finding(
+                file=upd.file,
+                line=upd.node.lineno,
+                function=func,
+                evidence=pm.line_text(upd.file, upd.node.lineno),
+                func=func,
+                note=_suffix(pm, upd),
+            )
+
+
+@register
+class SlotOnScoredPositions(Rule):
+    """SLOT-style delta optimised on the very positions it then scores.
+
+    ## What it does
+    Finds a freshly created tensor (`delta = torch.zeros(..., requires_grad=True)`) optimised
+    with a loss on validation targets, where the optimisation comes before those targets are
+    scored (no score-first loop around it).
+
+    ## Why is this bad?
+    C3: the delta is fitted to the realized tokens of the batch and then used to score the
+    same tokens; the reported loss measures the fit, not prediction.
+
+    ## Illegal example
+    ```python
+    import torch
+    import torch.nn.functional as F
+    val_tokens = torch.load("fineweb_val_000000.pt")
+
+    def eval_slot(model, tokens):
+        loss_sum = 0.0
+        for i in range(0, tokens.numel() - 1, 1024):
+            x, y = tokens[i:i + 1024], tokens[i + 1:i + 1025]
+            h = model.hidden(x).detach()
+            delta = torch.zeros(1, h.shape[-1], requires_grad=True)
+            opt = torch.optim.AdamW([delta], lr=1e-2)
+            for _ in range(8):
+                loss = F.cross_entropy(model.head(h + delta), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            with torch.no_grad():
+                loss_sum += F.cross_entropy(model.head(h + delta), y).item()
+        return loss_sum
+
+    if __name__ == "__main__":
+        print(eval_slot(torch.load("final_model.pt"), val_tokens))
+    ```
+
+    ## Legal example
+    ```python
+    import torch
+    import torch.nn.functional as F
+    val_tokens = torch.load("fineweb_val_000000.pt")
+
+    def eval_slot_score_first(model, tokens):
+        loss_sum = 0.0
+        delta = torch.zeros(1, 512, requires_grad=True)
+        opt = torch.optim.AdamW([delta], lr=1e-2)
+        for i in range(0, tokens.numel() - 1, 1024):
+            x, y = tokens[i:i + 1024], tokens[i + 1:i + 1025]
+            h = model.hidden(x).detach()
+            with torch.no_grad():
+                loss_sum += F.cross_entropy(model.head(h + delta), y).item()
+            loss = F.cross_entropy(model.head(h + delta), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss_sum
+
+    if __name__ == "__main__":
+        print(eval_slot_score_first(torch.load("final_model.pt"), val_tokens))
+    ```
+
+    ## References
+    - RULES.md C3 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG603"
+    name = "slot-on-scored-positions"
+    condition = "C3"
+    severity = Severity.ERROR
+    message = "delta optimised on validation targets before they are scored, in `{func}`{note}"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        for pm, upd, _verdict in _eval_side(ctx):
+            if not is_slot(upd.func):
+                continue
+            func = upd.func.name if upd.func else "<module>"
+            yield self.finding(
+                file=upd.file,
+                line=upd.node.lineno,
+                function=func,
+                evidence=pm.line_text(upd.file, upd.node.lineno),
+                func=func,
+                note=_suffix(pm, upd),
+            )
