@@ -8,6 +8,7 @@ unsuppressed warning, else pass.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import pkgutil
@@ -39,6 +40,9 @@ def load_rules() -> list[type[Rule]]:
             except Exception as exc:  # one broken family must not disable the others
                 _LOAD_ERRORS.append((mod.name, f"{type(exc).__name__}: {exc}"))
             _LOADED.append(mod.name)
+        # The probe rule ids (PGx9x) are registered for --explain and --list-rules.
+        with contextlib.suppress(ImportError):
+            importlib.import_module("audit.probes.rules")
     return list(REGISTRY)
 
 

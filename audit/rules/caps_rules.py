@@ -252,27 +252,15 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
-def _phase_of(ctx: AuditContext, rel: str, line: int, function: str | None) -> str:
-    """Phase from audit.phases when available ("train" | "eval" | "unknown")."""
+def _phase_of(ctx: AuditContext, node: ast.AST) -> str:
+    """Phase of a statement from audit.phases when available ("train" | "eval" | "unknown")."""
     try:
         from audit.phases import analyze
-    except ImportError:
+
+        value = analyze(ctx).phase_of(node)
+    except Exception:  # the phase model is optional evidence; without it the call is "unknown"
         return "unknown"
-    try:
-        model = analyze(ctx)
-    except Exception:
-        return "unknown"
-    for attr in ("phase_of_line", "phase_at", "phase_of"):
-        fn = getattr(model, attr, None)
-        if callable(fn):
-            for args in ((rel, line), (rel, function), (function,)):
-                try:
-                    value = fn(*args)
-                except Exception:
-                    continue
-                if isinstance(value, str):
-                    return value
-    return "unknown"
+    return value if isinstance(value, str) else "unknown"
 
 
 @register
@@ -335,7 +323,7 @@ class NetworkAtEval(Rule):
                             break
                 if hit is None:
                     continue
-                phase = _phase_of(ctx, rel, node.lineno, fn_name)
+                phase = _phase_of(ctx, node)
                 sev = Severity.ERROR if phase == "eval" else Severity.WARNING
                 yield self.finding(
                     file=rel,
