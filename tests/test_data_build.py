@@ -218,6 +218,12 @@ def test_cli_bad_text_input(tmp_path: Path, runner) -> None:
     assert result.exit_code == 2 and "nope: no such file or directory" in result.stderr
     result = runner.invoke(main, ["data", str(tmp_path)])
     assert result.exit_code == 2 and "--from-text" in result.output
+    result = runner.invoke(main, ["data", "--tokenizer", str(tmp_path / "t.model")])
+    assert result.exit_code == 2 and "go with --check" in result.output
+    result = runner.invoke(main, ["data", "--shard-tokens", "100"])
+    assert result.exit_code == 2 and "go with --from-text or --out" in result.output
+    result = runner.invoke(main, ["data", "--check", str(tmp_path), "--from-text", "x.txt"])
+    assert result.exit_code == 2 and "cannot be combined" in result.output
 
 
 def test_damaged_dataset_is_rebuilt(tmp_path: Path) -> None:

@@ -118,6 +118,14 @@ def test_token_id_beyond_vocab_is_a_problem(tmp_path: Path, tokenizer: Path, run
     assert result.exit_code == 1
 
 
+def test_unusable_tokenizer_is_exit_2(tmp_path: Path, tokenizer: Path, runner) -> None:
+    d = _dataset(tmp_path / "ds", tokenizer, _docs(3, 1), _docs(2, 2))
+    (d / "tokenizer.model").write_bytes(b"garbage")
+    result = runner.invoke(main, ["data", "--check", str(d), "--no-progress"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"Error: {d / 'tokenizer.model'}: not a sentencepiece model"
+
+
 def test_split_not_starting_with_bos_is_a_problem(tmp_path: Path) -> None:
     d = tmp_path / "ds"
     d.mkdir()

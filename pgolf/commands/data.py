@@ -129,6 +129,16 @@ def command(
       pgolf data --check data/datasets/fineweb10B_sp1024
     """
     console = Console(soft_wrap=True, highlight=False)
+    given = {
+        name
+        for name in ("tokenizer", "max_train_shards", "as_json", "val_fraction", "shard_tokens")
+        if click.get_current_context().get_parameter_source(name)
+        is not click.core.ParameterSource.DEFAULT
+    }
+    if check is None and given & {"tokenizer", "max_train_shards", "as_json"}:
+        raise click.UsageError("--tokenizer, --max-train-shards and --json go with --check")
+    if (check is not None or not (from_text or out)) and given & {"val_fraction", "shard_tokens"}:
+        raise click.UsageError("--val-fraction and --shard-tokens go with --from-text or --out")
     if more_text and not from_text:
         raise click.UsageError(
             f"unexpected argument {str(more_text[0])!r} (did you mean --from-text?)"

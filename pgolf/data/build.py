@@ -33,6 +33,16 @@ from pgolf.data.tokenizer import (
 )
 from pgolf.errors import InputError
 
+
+def spm_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sentencepiece")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 DATASET_FORMAT = "pgolf.dataset/1"
 DEFAULT_VOCAB = 1024
 DEFAULT_VAL_FRACTION = 0.1
@@ -270,6 +280,7 @@ def _build_into(
             "vocab_size": vocab,
             "bos_id": bos,
             "trained_on": "train documents only",
+            "sentencepiece_version": spm_version(),
             "settings": SP_TRAINER_SETTINGS,
         },
         "shard_tokens": shard_tokens,
