@@ -126,6 +126,17 @@ def test_unusable_tokenizer_is_exit_2(tmp_path: Path, tokenizer: Path, runner) -
     assert result.stderr.strip() == f"Error: {d / 'tokenizer.model'}: not a sentencepiece model"
 
 
+def test_empty_documents_are_noted_not_overlap(tmp_path: Path) -> None:
+    d = tmp_path / "ds"
+    d.mkdir()
+    write_shard(d / "fineweb_train_000000.bin", [1, 5, 6, 1, 1, 7])
+    write_shard(d / "fineweb_val_000000.bin", [1, 8, 1])
+    r = check_dir(d)
+    assert r.ok and r.overlap_documents == 0
+    assert r.train.empty_documents == 1 and r.val.empty_documents == 1
+    assert any("1 empty train documents" in n for n in r.notes)
+
+
 def test_split_not_starting_with_bos_is_a_problem(tmp_path: Path) -> None:
     d = tmp_path / "ds"
     d.mkdir()

@@ -201,6 +201,8 @@ def check_dir(
             yield shard, tokens
 
     for shard, doc in _documents(load(val, val_tokens_all), bos, val_stats, problems, "val"):
+        if len(doc) <= 2:
+            continue
         val_hashes.setdefault(hashlib.blake2b(doc, digest_size=16).digest(), shard)
 
     train_stats = SplitStats()
@@ -208,6 +210,8 @@ def check_dir(
     overlap_examples: list[str] = []
     docs = _documents(load(checked_train, None), bos, train_stats, problems, "train")
     for shard, doc in docs:
+        if len(doc) <= 2:  # an empty document (BOS alone) carries no validation text
+            continue
         vshard = val_hashes.get(hashlib.blake2b(doc, digest_size=16).digest())
         if vshard is not None:
             overlap += 1
