@@ -314,7 +314,10 @@ def _build_atomic(out: Path, force: bool, build: Callable[[Path], dict[str, Any]
         except OSError:
             if old is not None:
                 old.rename(out)
-            raise
+            theirs = _complete(out)  # lost a race to another finished build: use it
+            if theirs is None:
+                raise
+            return Dataset._from_meta(out, theirs)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return Dataset._from_meta(out, meta)
