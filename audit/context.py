@@ -267,7 +267,8 @@ def _load_submission(ctx: AuditContext) -> None:
     if read_submission is not None:
         try:
             data, problems = read_submission(f.path)
-            ctx.submission = data if isinstance(data, dict) else None
+            # An empty dict means nothing could be read (e.g. invalid JSON).
+            ctx.submission = data if isinstance(data, dict) and data else None
             ctx.submission_problems = [str(p) for p in problems]
             return
         except Exception as exc:
