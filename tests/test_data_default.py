@@ -95,3 +95,14 @@ def test_corpus_is_the_same_in_a_fresh_process(default_ds: Dataset) -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == default_ds.meta["input_sha256"]
+
+
+def test_bundled_trainer_counts_the_same_val_bytes(default_ds: Dataset) -> None:
+    """The trainer's own byte tables (it cannot import pgolf) agree with build_byte_lut."""
+    trainer = pytest.importorskip("pgolf.train_gpt")
+    if not hasattr(trainer, "build_byte_luts") or not hasattr(trainer, "target_bytes"):
+        pytest.skip("bundled trainer has no build_byte_luts/target_bytes")
+    sp = spm.SentencePieceProcessor(model_file=str(default_ds.tokenizer_path))
+    tokens = np.concatenate([read_shard(p) for p in val_shards(default_ds.path)]).astype(np.int64)
+    theirs = int(trainer.target_bytes(tokens, trainer.build_byte_luts(sp, 1024)).sum())
+    assert theirs == count_bytes(tokens, build_byte_lut(default_ds.tokenizer_path))
