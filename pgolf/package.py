@@ -30,6 +30,7 @@ BYTES_CAP = 16_000_000
 TRAIN_CAP_S = 600.0
 EVAL_CAP_S = 600.0
 ARTIFACT_NAME = "final_model.int8.ptz"
+_DATA_KEYS = ("DATA_PATH", "TOKENIZER_PATH")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 # Import name -> distribution name, for the requirements.txt of a record folder.
 _DISTRIBUTIONS = {
@@ -76,6 +77,19 @@ class RunFolder:
         return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
 
     @property
+    def uses_default_data(self) -> bool:
+        path = self.data_path
+        return path is None or Path(str(path)).name.startswith("default_sp")
+
+    @property
+    def user_env(self) -> dict[str, str]:
+        """The run's own overrides: data paths of the embedded default are machine-specific."""
+        env = self.env
+        if self.uses_default_data:
+            env = {k: v for k, v in env.items() if k not in _DATA_KEYS}
+        return env
+
+    @property
     def script_sha256(self) -> str | None:
         return _dig(self.run_json, ("script_sha256",), ("script", "sha256"))
 
@@ -113,9 +127,9 @@ class RunFolder:
     def cap(self, name: str, default: float) -> float:
         caps = self.run_json.get("caps")
         keys = {
-            "bytes": ("bytes_cap", "bytes"),
-            "train": ("train_cap", "train_cap_s", "train"),
-            "eval": ("eval_cap", "eval_cap_s", "eval"),
+            "bytes": ("bytes_total", "bytes_cap", "bytes"),
+            "train": ("train_s", "train_cap", "train_cap_s", "train"),
+            "eval": ("eval_s", "eval_cap", "eval_cap_s", "eval"),
         }[name]
         if isinstance(caps, dict):
             for key in keys:
@@ -561,7 +575,7 @@ def _assemble(
     for s in run.ok:
         assert s.artifact is not None  # load_run guarantees it for ok seeds
         entry = file_entry(s.artifact)
-        rel = f"seed{s.seed}/{ARTIFACT_NAME}"
+        rel = f"seed{s.seed}/{s.artifact.name}"
         entry.update(path=rel, included=opts.include_artifact)
         artifacts[str(s.seed)] = entry
         artifact_sizes[s.seed] = entry["size"]
@@ -644,7 +658,8 @@ def _assemble(
         script_sha256=sha256_file(run.script),
         data_fingerprint=run.data_fingerprint,
         data_description=_data_description(run),
-        env=run.env,
+        env=run.user_env,
+        data_dir=None if run.uses_default_data else str(run.data_path),
         hyperparams=hyper,
         torch_version=run.torch_version,
         hardware=run.hardware,
@@ -682,7 +697,8 @@ def _assemble(
             "torch_version": run.torch_version,
             "hardware": run.hardware,
             "nproc": run.nproc,
-            "env": run.env,
+            "env": run.user_env,
+            "data_path": None if run.uses_default_data else str(run.data_path),
             "command": run.run_json.get("command"),
             "seeds": {str(s.seed): {"status": s.status, "reason": s.reason} for s in run.seeds},
         },

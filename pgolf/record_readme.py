@@ -13,7 +13,8 @@ import shlex
 from dataclasses import dataclass, field
 
 # Dump keys that are facts of one run (seed, timings, totals) rather than configuration.
-_RUN_FACT = re.compile(r"^seed$|_total$|_time(_ms|_s)?$|_avg$|^step", re.IGNORECASE)
+# Paths and run ids are facts of one machine.
+_RUN_FACT = re.compile(r"^seed$|_total$|_time(_ms|_s)?$|_avg$|^step|^run_id$|_path$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class RecordFacts:
     data_fingerprint: str | None
     data_description: str
     env: dict[str, str]
+    data_dir: str | None  # None: the embedded default dataset
     hyperparams: dict[str, str]
     torch_version: str | None
     hardware: str | None
@@ -197,11 +199,19 @@ def render(facts: RecordFacts) -> str:
     add("")
     add("```bash")
     add("pip install -r requirements.txt")
-    add("pgolf data")
-    add(f"pgolf run --seeds {seeds}{env_flags}")
+    data_flag = ""
+    if facts.data_dir:
+        data_flag = f" --data {shlex.quote(facts.data_dir)}"
+    else:
+        add("pgolf data")
+    add(f"pgolf run --seeds {seeds}{data_flag}{env_flags}")
     add("```")
     add("")
-    add("Or the script alone, one seed at a time, after `pgolf data`:")
+    add(
+        "Or the script alone, one seed at a time"
+        + ("" if facts.data_dir else " (it finds the data `pgolf data` built)")
+        + ":"
+    )
     add("")
     add("```bash")
     launcher = (
@@ -210,7 +220,8 @@ def render(facts: RecordFacts) -> str:
         else f"torchrun --standalone --nproc_per_node={facts.nproc} train_gpt.py"
     )
     first = facts.seeds[0].seed if facts.seeds else 42
-    assigns = env_assignments({**facts.env, "SEED": str(first)})
+    extra = {"DATA_PATH": facts.data_dir} if facts.data_dir else {}
+    assigns = env_assignments({**facts.env, **extra, "SEED": str(first)})
     add(f"{assigns} {launcher}")
     add("```")
     if facts.data_fingerprint:
