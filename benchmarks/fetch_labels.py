@@ -53,9 +53,7 @@ def cache_dir() -> Path:
 
 
 def _git(mirror: Path, *args: str) -> bytes:
-    return subprocess.run(
-        ["git", "-C", str(mirror), *args], check=True, capture_output=True
-    ).stdout
+    return subprocess.run(["git", "-C", str(mirror), *args], check=True, capture_output=True).stdout
 
 
 def materialise(label: Label, mirror: Path, dest_root: Path | None = None) -> Path | None:

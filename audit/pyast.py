@@ -1,0 +1,488 @@
+"""Small shared AST helpers for code rules: names, expression text, scopes and taint flow.
+
+`Taint` is a forward may-taint analysis over the functions of a submission: start from seed
+expressions (e.g. "the second argument of cross_entropy is the realized target"), follow
+assignments, loop targets, container appends, call arguments into parameters and return
+values back to call sites, across files. It is deliberately coarse (whole-array taint,
+no path sensitivity); rules combine several taints to describe a mechanism.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+# Calls whose result carries shape/size information only, never the values of the argument.
+SANITIZERS = frozenset(
+    {"len", "numel", "size", "dim", "ndim", "shape", "dtype", "device", "is_cuda", "isinstance"}
+)
+
+
+# In-place writes into a container: `acc.append(x)` makes `acc` carry `x`.
+_CONTAINER_WRITES = frozenset(
+    {
+        "append",
+        "extend",
+        "add",
+        "insert",
+        "copy_",
+        "fill_",
+        "put_",
+        "index_put_",
+        "scatter_",
+        "scatter_add_",
+        "add_",
+        "setdefault",
+        "index_copy_",
+        "masked_scatter_",
+    }
+)
+
+
+def dotted(node: ast.AST) -> str | None:
+    """`a.b.c` for Name/Attribute chains, else None."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def call_name(call: ast.Call) -> str | None:
+    """Last component of the called name: `F.cross_entropy(...)` -> "cross_entropy"."""
+    f = call.func
+    if isinstance(f, ast.Name):
+        return f.id
+    if isinstance(f, ast.Attribute):
+        return f.attr
+    return None
+
+
+def base_name(node: ast.AST) -> str | None:
+    """The variable an expression reads or writes through: `y[i, :n].view(-1)` -> "y"."""
+    while True:
+        if isinstance(node, ast.Subscript | ast.Starred):
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            node = node.func.value
+        elif isinstance(node, ast.Attribute):
+            d = dotted(node)
+            if d and d.startswith("self."):
+                return d
+            node = node.value
+        else:
+            break
+    return dotted(node)
+
+
+def target_names(target: ast.AST) -> list[str]:
+    """Names written by an assignment target (subscript/attribute stores write their base)."""
+    if isinstance(target, ast.Tuple | ast.List):
+        return [n for e in target.elts for n in target_names(e)]
+    if isinstance(target, ast.Starred):
+        return target_names(target.value)
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Attribute):
+        d = dotted(target)
+        return [d] if d else []
+    if isinstance(target, ast.Subscript):
+        b = base_name(target)
+        return [b] if b else []
+    return []
+
+
+def expr_text(node: ast.AST, source: str, limit: int = 160) -> str:
+    """Source text of `node` on one line, shortened to `limit` characters."""
+    try:
+        seg = ast.get_source_segment(source, node) or ast.unparse(node)
+    except Exception:
+        seg = ast.unparse(node) if isinstance(node, ast.AST) else ""
+    seg = " ".join(seg.split())
+    return seg if len(seg) <= limit else seg[: limit - 3] + "..."
+
+
+def line_text(source: str, line: int, limit: int = 200) -> str:
+    lines = source.splitlines()
+    if 1 <= line <= len(lines):
+        text = lines[line - 1].strip()
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    return ""
+
+
+def tolerant_parse(text: str, max_repairs: int = 40) -> ast.Module | None:
+    """Parse `text`, blanking lines the running Python cannot parse (e.g. 3.12 f-strings).
+
+    Each offending line becomes `pass` at its indentation, so the rest of the file keeps its
+    line numbers and can still be analysed. None when the file stays unparsable.
+    """
+    lines = text.splitlines()
+    for _ in range(max_repairs):
+        try:
+            return ast.parse("\n".join(lines))
+        except SyntaxError as exc:
+            ln = exc.lineno or 0
+            if not 1 <= ln <= len(lines) or lines[ln - 1].strip() == "pass":
+                return None
+            bad = lines[ln - 1]
+            lines[ln - 1] = bad[: len(bad) - len(bad.lstrip())] + "pass"
+        except (ValueError, RecursionError, MemoryError):
+            return None
+    return None
+
+
+def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
+    """ast.walk that does not descend into nested function/class definitions."""
+    stack = list(ast.iter_child_nodes(node))
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        stack.extend(ast.iter_child_nodes(n))
+
+
+@dataclass
+class Func:
+    """One function (or a module's top-level code, name "<module>") of one file."""
+
+    file: str
+    name: str
+    qualname: str
+    node: ast.AST
+    params: list[str] = field(default_factory=list)
+    parent: Func | None = None
+
+
+def _params(node: FuncNode) -> list[str]:
+    a = node.args
+    names = [p.arg for p in a.posonlyargs + a.args]
+    if a.vararg:
+        names.append(a.vararg.arg)
+    names += [p.arg for p in a.kwonlyargs]
+    if a.kwarg:
+        names.append(a.kwarg.arg)
+    return names
+
+
+class Program:
+    """Every function of every parsed file, with name lookup (no imports, no execution)."""
+
+    def __init__(self, trees: dict[str, ast.Module]) -> None:
+        self.trees = trees
+        self.funcs: list[Func] = []
+        self.by_name: dict[str, list[Func]] = {}
+        self.func_of_node: dict[int, Func] = {}
+        for file, tree in trees.items():
+            mod = Func(file, "<module>", f"{file}:<module>", tree)
+            self._add(mod)
+            self._collect(file, tree, "", mod)
+        self.children: dict[int, list[Func]] = {}
+        self.callers: dict[str, list[Func]] = {}
+        for f in self.funcs:
+            if f.parent is not None:
+                self.children.setdefault(id(f.parent.node), []).append(f)
+            called: set[str] = set()
+            for n in walk_no_defs(f.node):
+                if isinstance(n, ast.Call):
+                    name = call_name(n)
+                    if name and name not in called:
+                        called.add(name)
+                        self.callers.setdefault(name, []).append(f)
+
+    def _add(self, f: Func) -> None:
+        self.funcs.append(f)
+        self.func_of_node[id(f.node)] = f
+        self.by_name.setdefault(f.name, []).append(f)
+
+    def _collect(self, file: str, node: ast.AST, prefix: str, parent: Func) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                q = f"{prefix}{child.name}"
+                f = Func(file, child.name, q, child, _params(child), parent)
+                self._add(f)
+                self._collect(file, child, q + ".", f)
+            elif isinstance(child, ast.ClassDef):
+                self._collect(file, child, f"{prefix}{child.name}.", parent)
+            else:
+                self._collect(file, child, prefix, parent)
+
+    def callees(self, call: ast.Call) -> list[Func]:
+        name = call_name(call)
+        if not name:
+            return []
+        cands = self.by_name.get(name, [])
+        if isinstance(call.func, ast.Name):
+            return cands
+        # obj.meth(...): only when few candidates, to avoid library-method noise
+        return cands if 0 < len(cands) <= 3 else []
+
+    def function_at(self, file: str, line: int) -> Func | None:
+        best: Func | None = None
+        for f in self.funcs:
+            if f.file != file or f.name == "<module>":
+                continue
+            n = f.node
+            inside = n.lineno <= line <= (n.end_lineno or n.lineno)  # type: ignore[attr-defined]
+            if inside and (best is None or n.lineno >= best.node.lineno):  # type: ignore[attr-defined]
+                best = f
+        return best
+
+
+def local_flow(f: Func, start: set[str], limit: int = 8) -> set[str]:
+    """Names of `f` that (syntactically) derive from `start` through assignments in `f`."""
+    names = set(start)
+    assigns = [
+        n
+        for n in walk_no_defs(f.node)
+        if isinstance(n, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.For)
+        or (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in {"append", "extend"}
+        )
+    ]
+    for _ in range(limit):
+        before = len(names)
+        for n in assigns:
+            if isinstance(n, ast.Call):
+                if mentions(n.args, names):
+                    b = base_name(n.func.value)  # type: ignore[attr-defined]
+                    if b:
+                        names.add(b)
+                continue
+            value = n.iter if isinstance(n, ast.For) else n.value
+            if value is not None and mentions([value], names):
+                targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+                for t in targets:
+                    names.update(target_names(t))
+        if len(names) == before:
+            break
+    return names
+
+
+def mentions(nodes: Iterable[ast.AST], names: set[str]) -> bool:
+    for node in nodes:
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and n.id in names:
+                return True
+            if isinstance(n, ast.Attribute) and dotted(n) in names:
+                return True
+    return False
+
+
+SeedFn = Callable[[ast.AST, "Taint", Func], bool]
+
+
+class Taint:
+    """Forward may-taint of names, per function, to a fixpoint across calls and returns."""
+
+    def __init__(
+        self,
+        program: Program,
+        seed: SeedFn,
+        *,
+        seed_names: Callable[[str], bool] | None = None,
+        rounds: int = 6,
+        index_propagates: bool = True,
+    ) -> None:
+        self.program = program
+        self.index_propagates = index_propagates
+        self.seed = seed
+        self.seed_names = seed_names
+        self.names: dict[int, set[str]] = {id(f.node): set() for f in program.funcs}
+        self.returns: set[str] = set()  # qualnames of functions returning tainted values
+        self._cache: dict[int, bool] = {}
+        self._final = False
+        self._memo: dict[int, bool] = {}
+        for f in program.funcs:
+            if seed_names:
+                self.names[id(f.node)].update(p for p in f.params if seed_names(p))
+        # Worklist to a fixpoint: a function is re-run when its parameters gain taint, when
+        # an enclosing function's names change, or when a function it calls starts
+        # returning tainted values.
+        self._dirty: set[int] = {id(f.node) for f in program.funcs}
+        budget = rounds * max(len(program.funcs), 1)
+        while self._dirty and budget > 0:
+            for f in program.funcs:
+                if id(f.node) in self._dirty:
+                    self._dirty.discard(id(f.node))
+                    budget -= 1
+                    self._run(f)
+        self._final = True
+
+    # ------------------------------------------------------------------ queries
+
+    def tainted_names(self, f: Func) -> set[str]:
+        out = set(self.names[id(f.node)])
+        p = f.parent
+        while p is not None:  # closures read the enclosing function's names
+            out |= self.names[id(p.node)]
+            p = p.parent
+        return out
+
+    def is_tainted(self, expr: ast.AST, f: Func) -> bool:
+        if not self._final:
+            return self._expr(expr, f, self.tainted_names(f))
+        key = id(expr)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._expr(expr, f, self.tainted_names(f))
+        return hit
+
+    def tainted_nodes(self, expr: ast.AST, f: Func) -> Iterator[ast.AST]:
+        names = self.tainted_names(f)
+        for n in ast.walk(expr):
+            if isinstance(n, ast.Name | ast.Attribute) and self._leaf(n, names):
+                yield n
+
+    # ------------------------------------------------------------------ engine
+
+    def _leaf(self, n: ast.AST, names: set[str]) -> bool:
+        if isinstance(n, ast.Name):
+            return n.id in names or bool(self.seed_names and self.seed_names(n.id))
+        if isinstance(n, ast.Attribute):
+            d = dotted(n)
+            return d is not None and d in names
+        return False
+
+    def _expr(self, expr: ast.AST, f: Func, names: set[str]) -> bool:
+        if self.seed(expr, self, f):
+            return True
+        if isinstance(expr, ast.Name | ast.Attribute) and self._leaf(expr, names):
+            return True
+        if isinstance(expr, ast.Attribute):
+            if expr.attr in SANITIZERS:
+                return False
+            return self._expr(expr.value, f, names)
+        if isinstance(expr, ast.Call):
+            cname = call_name(expr)
+            if cname in SANITIZERS:
+                return False
+            for callee in self.program.callees(expr):
+                if callee.qualname in self.returns and callee.file in self.program.trees:
+                    return True
+            parts: list[ast.AST] = list(expr.args) + [k.value for k in expr.keywords]
+            if isinstance(expr.func, ast.Attribute):
+                parts.append(expr.func.value)
+            return any(self._expr(p, f, names) for p in parts)
+        if isinstance(expr, ast.Lambda | ast.FunctionDef):
+            return False
+        if isinstance(expr, ast.Subscript) and not self.index_propagates:
+            return self._expr(expr.value, f, names)
+        if isinstance(expr, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+            bound = {t for g in expr.generators for t in target_names(g.target)}
+            if any(self._expr(g.iter, f, names) for g in expr.generators):
+                return True
+            inner = names - bound
+            elts = [expr.key, expr.value] if isinstance(expr, ast.DictComp) else [expr.elt]
+            conds = [c for g in expr.generators for c in g.ifs]
+            return any(self._expr(e, f, inner) for e in elts + conds)
+        return any(
+            self._expr(c, f, names)
+            for c in ast.iter_child_nodes(expr)
+            if not isinstance(c, ast.expr_context)
+        )
+
+    def _mark(self, f: Func, new: Iterable[str]) -> bool:
+        s = self.names[id(f.node)]
+        before = len(s)
+        s.update(new)
+        if len(s) == before:
+            return False
+        self._dirty.add(id(f.node))
+        for child in self.program.children.get(id(f.node), ()):
+            self._dirty.add(id(child.node))
+        return True
+
+    def _run(self, f: Func) -> bool:
+        changed = False
+        body = f.node
+        for _ in range(3):  # local fixpoint for loops
+            local_change = False
+            names = self.tainted_names(f)
+            for n in walk_no_defs(body):
+                written: list[str] = []
+                if isinstance(n, ast.Assign):
+                    if self._expr(n.value, f, names):
+                        for t in n.targets:
+                            written += target_names(t)
+                elif isinstance(n, ast.AugAssign | ast.AnnAssign):
+                    if n.value is not None and self._expr(n.value, f, names):
+                        written += target_names(n.target)
+                elif isinstance(n, ast.NamedExpr):
+                    if self._expr(n.value, f, names):
+                        written += target_names(n.target)
+                elif isinstance(n, ast.For | ast.AsyncFor):
+                    written += self._loop_targets(n.target, n.iter, f, names)
+                elif isinstance(n, ast.withitem) and n.optional_vars is not None:
+                    if self._expr(n.context_expr, f, names):
+                        written += target_names(n.optional_vars)
+                elif isinstance(n, ast.Call):
+                    if (
+                        isinstance(n.func, ast.Attribute)
+                        and n.func.attr in _CONTAINER_WRITES
+                        and any(self._expr(a, f, names) for a in n.args)
+                    ):
+                        b = base_name(n.func.value)
+                        if b:
+                            written.append(b)
+                    self._propagate_args(n, f, names)
+                elif (
+                    isinstance(n, ast.Return)
+                    and n.value is not None
+                    and f.qualname not in self.returns
+                ) and self._expr(n.value, f, names):
+                    self.returns.add(f.qualname)
+                    for caller in self.program.callers.get(f.name, ()):
+                        self._dirty.add(id(caller.node))
+                    changed = True
+                if written and self._mark(f, written):
+                    local_change = True
+                    names = self.tainted_names(f)
+            if not local_change:
+                break
+            changed = True
+        return changed
+
+    def _loop_targets(self, target: ast.AST, it: ast.AST, f: Func, names: set[str]) -> list[str]:
+        # zip(a, b) / enumerate(a) bind element-wise: only the matching targets are tainted.
+        if (
+            isinstance(it, ast.Call)
+            and isinstance(it.func, ast.Name)
+            and isinstance(target, ast.Tuple)
+        ):
+            if it.func.id == "zip" and len(it.args) == len(target.elts):
+                out: list[str] = []
+                for t, a in zip(target.elts, it.args, strict=True):
+                    out += self._loop_targets(t, a, f, names)
+                return out
+            if it.func.id == "enumerate" and it.args and len(target.elts) == 2:
+                return self._loop_targets(target.elts[1], it.args[0], f, names)
+        if self._expr(it, f, names):
+            return target_names(target)
+        return []
+
+    def _propagate_args(self, call: ast.Call, f: Func, names: set[str]) -> None:
+        callees = self.program.callees(call)
+        if not callees:
+            return
+        tainted_pos = [i for i, a in enumerate(call.args) if self._expr(a, f, names)]
+        tainted_kw = [k.arg for k in call.keywords if k.arg and self._expr(k.value, f, names)]
+        if not tainted_pos and not tainted_kw:
+            return
+        for callee in callees:
+            params = list(callee.params)
+            offset = (
+                1
+                if params[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute)
+                else 0
+            )
+            new = [params[i + offset] for i in tainted_pos if i + offset < len(params)]
+            new += [k for k in tainted_kw if k in params]
+            if new:
+                self._mark(callee, new)

@@ -1,0 +1,283 @@
+"""C1 rules (PG4xx): the distribution that scores token t depends only on the artifact and
+the tokens before t.
+
+PG401 flags attention explicitly made non-causal in code the evaluation runs; PG402 flags a
+prediction for position i chosen under a branch on a property of the token at position i
+itself (the realized token).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+
+from audit.model import Finding, Rule, Severity, register
+from audit.pyast import Func, call_name, expr_text, local_flow, mentions, walk_no_defs
+from audit.rules._scoring import ScoringModel, analyze
+
+_ATTN_CALLS = frozenset(
+    {
+        "scaled_dot_product_attention",
+        "flash_attn_func",
+        "flash_attn_varlen_func",
+        "flash_attn_3_func",
+    }
+)
+
+
+def _label(f: Func) -> str | None:
+    return None if f.name == "<module>" else f.qualname
+
+
+@register
+class NonCausalAttention(Rule):
+    """Attention made non-causal in the model the evaluation scores with.
+
+    ## What it does
+    Flags attention calls that switch causality off (`is_causal=False` / `causal=False`
+    without any mask) in code the configuration runs after training.
+
+    ## Why is this bad?
+    Without a causal mask every position attends to later tokens, including the token it is
+    scored on: the score of x_t then depends on x_t and its future (C1).
+
+    ## Illegal example
+    ```python
+    import torch.nn.functional as F
+
+    def attend(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=False)
+
+    attend(None, None, None)
+    ```
+
+    ## Legal example
+    ```python
+    import torch.nn.functional as F
+
+    def attend(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    attend(None, None, None)
+    ```
+
+    ## References
+    - RULES.md C1 (docs/rules.md)
+    """
+
+    id = "PG401"
+    name = "non-causal-attention"
+    condition = "C1"
+    severity = Severity.ERROR
+    message = "attention called without a causal mask: `{expr}`"
+
+    def check(self, ctx: object) -> Iterable[Finding]:
+        model = analyze(ctx)  # type: ignore[arg-type]
+        for f in model.functions():
+            src = model.sources.get(f.file, "")
+            for n in walk_no_defs(f.node):
+                if not (isinstance(n, ast.Call) and call_name(n) in _ATTN_CALLS):
+                    continue
+                kws = {k.arg: k.value for k in n.keywords if k.arg}
+                flag = kws.get("is_causal", kws.get("causal"))
+                if not (isinstance(flag, ast.Constant) and flag.value is False):
+                    continue
+                if "attn_mask" in kws or len(n.args) >= 4:
+                    continue
+                yield self.finding(
+                    file=f.file,
+                    line=n.lineno,
+                    function=_label(f),
+                    evidence=expr_text(n, src),
+                    expr=expr_text(n, src, 80),
+                )
+
+
+def _loop_vars(loop: ast.For) -> tuple[str | None, str | None]:
+    """(index variable, element variable) of `for i, tok in enumerate(seq)` loops."""
+    it, tgt = loop.iter, loop.target
+    if (
+        isinstance(it, ast.Call)
+        and isinstance(it.func, ast.Name)
+        and it.func.id == "enumerate"
+        and isinstance(tgt, ast.Tuple)
+        and len(tgt.elts) == 2
+        and all(isinstance(e, ast.Name) for e in tgt.elts)
+    ):
+        return tgt.elts[0].id, tgt.elts[1].id  # type: ignore[attr-defined]
+    if isinstance(tgt, ast.Name):
+        # for i in range(n): tok = seq[i]
+        for stmt in loop.body:
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+            ):
+                val = stmt.value
+                if isinstance(val, ast.Call) and call_name(val) == "int" and val.args:
+                    val = val.args[0]
+                if (
+                    isinstance(val, ast.Subscript)
+                    and isinstance(val.slice, ast.Name)
+                    and val.slice.id == tgt.id
+                ):
+                    return tgt.id, stmt.targets[0].id
+    return None, None
+
+
+def _sequence_of(loop: ast.For) -> ast.AST:
+    it = loop.iter
+    if isinstance(it, ast.Call) and call_name(it) == "enumerate" and it.args:
+        return it.args[0]
+    for stmt in loop.body:
+        if isinstance(stmt, ast.Assign):
+            val = stmt.value
+            if isinstance(val, ast.Call) and call_name(val) == "int" and val.args:
+                val = val.args[0]
+            if isinstance(val, ast.Subscript):
+                return val.value
+    return it
+
+
+def _position_stores(body: list[ast.stmt], index: str, banned: set[str]) -> list[ast.Assign]:
+    """`pred[i] = <value not derived from the current token>` statements."""
+    out: list[ast.Assign] = []
+    for stmt in body:
+        for sub in ast.walk(stmt):
+            if not isinstance(sub, ast.Assign) or isinstance(sub.value, ast.Constant):
+                continue
+            for t in sub.targets:
+                if (
+                    isinstance(t, ast.Subscript)
+                    and isinstance(t.slice, ast.Name)
+                    and t.slice.id == index
+                    and not mentions([sub.value], banned)
+                ):
+                    out.append(sub)
+    return out
+
+
+def _token_sequence(seq: ast.AST, model: ScoringModel, f: Func) -> bool:
+    if model.target.is_tainted(seq, f):
+        return True
+    if model.phases is not None:
+        try:
+            return bool(model.phases.is_val(seq))
+        except Exception:
+            return False
+    return False
+
+
+@register
+class RealizedTokenFeatureGate(Rule):
+    """Prediction for position i chosen by a property of the token at position i.
+
+    ## What it does
+    Flags, in a loop over validation tokens, a branch whose test reads the current token
+    (e.g. whether it starts a word, via a lookup table indexed by it) and whose body writes
+    the prediction for that same position (`pred[i] = ...`).
+
+    ## Why is this bad?
+    Whether and what the evaluator predicts for x_t must not depend on x_t. Gating an
+    expert on a feature of the realized token (word start, boundary, byte class) lets the
+    realized token choose the distribution it is scored under (C1).
+
+    ## Illegal example
+    ```python
+    def expert_predictions(tokens, starts_word, table):
+        pred = [0] * len(tokens)
+        ctx = 0
+        for i, tok in enumerate(tokens):
+            if starts_word[tok]:
+                pred[i] = table.get(ctx, 0)
+            ctx = (ctx * 31 + tok) % 1000
+        return pred
+
+    expert_predictions(list(range(10)), [True] * 10, {})
+    ```
+
+    ## Legal example
+    ```python
+    def expert_predictions(tokens, starts_word, table):
+        pred = [0] * len(tokens)
+        ctx = 0
+        prev_ends_word = True
+        for i, tok in enumerate(tokens):
+            if prev_ends_word:
+                pred[i] = table.get(ctx, 0)
+            ctx = (ctx * 31 + tok) % 1000
+            prev_ends_word = starts_word[tok]
+        return pred
+
+    expert_predictions(list(range(10)), [True] * 10, {})
+    ```
+
+    ## References
+    - RULES.md C1 (docs/rules.md); the word-start expert gate ruling on upstream PR #1967.
+    """
+
+    id = "PG402"
+    name = "realized-token-feature-gate"
+    condition = "C1"
+    severity = Severity.ERROR
+    message = "prediction for a position gated on the token at that position: `{expr}`"
+
+    def check(self, ctx: object) -> Iterable[Finding]:
+        model = analyze(ctx)  # type: ignore[arg-type]
+        for f in model.functions():
+            src = model.sources.get(f.file, "")
+            for loop in walk_no_defs(f.node):
+                if not isinstance(loop, ast.For):
+                    continue
+                index, elem = _loop_vars(loop)
+                if not index or not elem:
+                    continue
+                derived = _derived_in_loop(loop, elem)
+                for node in _ifs_before_update(loop, derived):
+                    stores = _position_stores(node.body, index, derived)
+                    if not stores:
+                        continue
+                    if not _token_sequence(_sequence_of(loop), model, f):
+                        continue
+                    yield self.finding(
+                        file=f.file,
+                        line=node.lineno,
+                        function=_label(f),
+                        evidence=f"{expr_text(node.test, src)} -> {expr_text(stores[0], src, 80)}",
+                        expr=expr_text(node.test, src, 80),
+                    )
+
+
+def _derived_in_loop(loop: ast.For, elem: str) -> set[str]:
+    """Names derived from the current element within one iteration (lookups, casts)."""
+    fake = _LoopFunc(loop)
+    names = local_flow(fake, {elem})  # type: ignore[arg-type]
+    # state fed by the token (histories, counters) is context for later positions
+    return {n for n in names if "." not in n and not _is_state(loop, n)}
+
+
+def _is_state(loop: ast.For, name: str) -> bool:
+    """Names that are read before they are written in the loop body carry state across iterations."""
+    first_write: int | None = None
+    first_read: int | None = None
+    for sub in ast.walk(loop):
+        if isinstance(sub, ast.Name) and sub.id == name:
+            pos = (sub.lineno, sub.col_offset)
+            if isinstance(sub.ctx, ast.Store):
+                first_write = pos[0] if first_write is None else min(first_write, pos[0])
+            else:
+                first_read = pos[0] if first_read is None else min(first_read, pos[0])
+    return first_read is not None and first_write is not None and first_read < first_write
+
+
+class _LoopFunc:
+    def __init__(self, loop: ast.For) -> None:
+        self.node = ast.Module(body=loop.body, type_ignores=[])
+
+
+def _ifs_before_update(loop: ast.For, derived: set[str]) -> list[ast.If]:
+    out: list[ast.If] = []
+    for sub in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
+        if isinstance(sub, ast.If) and mentions([sub.test], derived):
+            out.append(sub)
+    return out

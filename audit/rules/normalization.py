@@ -1,0 +1,514 @@
+"""C2 rules (PG5xx): the score of the realized token must come from one full, normalized
+distribution committed before the token is revealed.
+
+Each rule follows data flow from the realized target (see `audit.rules._scoring`), never
+names of one submission: a hashed count-table key built from the target, a per-byte spread
+of the target's token probability, a mixing gate chosen from the target's own probability.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+
+from audit.model import Finding, Rule, Severity, register
+from audit.pyast import (
+    Func,
+    Taint,
+    call_name,
+    expr_text,
+    local_flow,
+    mentions,
+    target_names,
+    walk_no_defs,
+)
+from audit.rules._scoring import ScoringModel, analyze
+
+_EXP_CALLS = frozenset({"exp", "exp2", "expm1", "logaddexp", "logaddexp2", "pow"})
+_RANGE_CALLS = frozenset({"arange", "range", "linspace"})
+
+
+def _is_hash_mult(node: ast.BinOp, tables: frozenset[str]) -> bool:
+    """`x * 1000003` / `x * PRIMES[k]`: the multiplicative step of a hash."""
+    if not isinstance(node.op, ast.Mult):
+        return False
+    for side in (node.left, node.right):
+        if isinstance(side, ast.Constant) and isinstance(side.value, int) and abs(side.value) >= 31:
+            return True
+        if (
+            isinstance(side, ast.Call)
+            and call_name(side) in {"int", "int64", "uint64", "uint32"}
+            and side.args
+        ):
+            side = side.args[0]
+        if isinstance(side, ast.Subscript):
+            base = side.value
+            name = (
+                base.id
+                if isinstance(base, ast.Name)
+                else base.attr
+                if isinstance(base, ast.Attribute)
+                else None
+            )
+            if name in tables:
+                return True
+    return False
+
+
+def _over_candidates(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Call) and call_name(n) in _RANGE_CALLS for n in ast.walk(node))
+
+
+def _hash_combine(expr: ast.AST, target: Taint, f: Func, tables: frozenset[str]) -> bool:
+    """A hash step (XOR, or multiply by a prime) over the realized target, not over every candidate."""
+    if not isinstance(expr, ast.BinOp):
+        return False
+    if isinstance(expr.op, ast.BitXor):
+        sides = [expr.left, expr.right]
+    elif _is_hash_mult(expr, tables):
+        sides = [s for s in (expr.left, expr.right) if not isinstance(s, ast.Constant)]
+    else:
+        return False
+    if _over_candidates(expr):
+        return False
+    return any(target.is_tainted(s, f) for s in sides)
+
+
+def _hashkey_taint(model: ScoringModel) -> Taint:
+    cached = getattr(model, "_hashkey", None)
+    if cached is None:
+        cached = Taint(
+            model.program,
+            lambda e, t, f: _hash_combine(e, model.target, f, model.int_tables),
+            index_propagates=False,
+        )
+        model._hashkey = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _function_label(f: Func) -> str | None:
+    return None if f.name == "<module>" else f.qualname
+
+
+def _stores(f: Func) -> set[int]:
+    """ids of subscript nodes that are written (plain or augmented assignment targets)."""
+    out: set[int] = set()
+    for n in walk_no_defs(f.node):
+        if isinstance(n, ast.AugAssign | ast.Assign):
+            targets = [n.target] if isinstance(n, ast.AugAssign) else n.targets
+            for t in targets:
+                for sub in ast.walk(t):
+                    out.add(id(sub))
+    return out
+
+
+@register
+class TargetKeyedHashCache(Rule):
+    """Count table looked up with a hash of the realized target token.
+
+    ## What it does
+    Flags, in evaluation code the configuration runs, a read from a table whose key hashes
+    the realized target together with its context (`ctx_hash ^ (target * prime)`, masked
+    into a fixed number of buckets), as hashed n-gram caches do to score the token.
+
+    ## Why is this bad?
+    The value read is a count for the realized token only. Nothing commits a distribution
+    over the other candidates, and colliding buckets make `full/ctx` ratios sum to more
+    than 1 over the vocabulary, so the score is not -log of a normalized probability (C2).
+    Maintainers ruled hashed n-gram caches of this shape invalid.
+
+    ## Illegal example
+    ```python
+    import numpy as np
+    import torch.nn.functional as F
+
+    def eval_ngram(logits, y, ctx_hash, full_table, ctx_table, mask):
+        nll = F.cross_entropy(logits, y, reduction="none")
+        full_key = (ctx_hash ^ (y.numpy() * 1000003)) & mask
+        p_ng = full_table[full_key] / np.maximum(ctx_table[ctx_hash & mask], 1)
+        return -np.log(0.8 * np.exp(-nll.numpy()) + 0.2 * p_ng)
+
+    eval_ngram(None, None, None, None, None, None)
+    ```
+
+    ## Legal example
+    ```python
+    import numpy as np
+    import torch.nn.functional as F
+
+    def eval_ngram(logits, y, ctx_hash, full_table, mask, vocab):
+        p_nn = F.softmax(logits, dim=-1).numpy()
+        keys = (ctx_hash[:, None] ^ (np.arange(vocab)[None, :] * 1000003)) & mask
+        counts = full_table[keys] + 0.5
+        p_ng = counts / counts.sum(axis=1, keepdims=True)
+        p = 0.8 * p_nn + 0.2 * p_ng
+        return -np.log(p[np.arange(len(y)), y])
+
+    eval_ngram(None, None, None, None, None, None)
+    ```
+
+    ## References
+    - RULES.md C2 (docs/rules.md); the hashed n-gram cache ruling on upstream PR #779.
+    """
+
+    id = "PG501"
+    name = "target-keyed-hash-cache"
+    condition = "C2"
+    severity = Severity.ERROR
+    message = "table read with a key hashed from the realized target: `{expr}`"
+
+    def check(self, ctx: object) -> Iterable[Finding]:
+        model = analyze(ctx)  # type: ignore[arg-type]
+        keys = _hashkey_taint(model)
+        seen: set[tuple[str, int]] = set()
+        for f in model.functions():
+            if f.name == "<module>":
+                continue
+            stores = _stores(f)
+            src = model.sources.get(f.file, "")
+            for n in walk_no_defs(f.node):
+                key: ast.AST | None = None
+                if (
+                    isinstance(n, ast.Subscript)
+                    and isinstance(n.ctx, ast.Load)
+                    and id(n) not in stores
+                ):
+                    key = n.slice
+                elif isinstance(n, ast.Call) and call_name(n) == "get" and n.args:
+                    key = n.args[0]
+                if key is None or not keys.is_tainted(key, f):
+                    continue
+                spot = (f.file, n.lineno)
+                if spot in seen:
+                    continue
+                seen.add(spot)
+                yield self.finding(
+                    file=f.file,
+                    line=n.lineno,
+                    function=_function_label(f),
+                    evidence=expr_text(n, src),
+                    expr=expr_text(n, src, 80),
+                )
+
+
+def _is_reciprocal(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Div)
+        and isinstance(node.left, ast.Constant)
+    )
+
+
+def _spread_seed(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
+    """log p(target) / n_bytes(target), or p(target) ** (1 / n_bytes(target))."""
+    if not isinstance(expr, ast.BinOp):
+        return False
+    if isinstance(expr.op, ast.Div):
+        num, den = expr.left, expr.right
+    elif (isinstance(expr.op, ast.Pow) and _is_reciprocal(expr.right)) or (
+        isinstance(expr.op, ast.Mult) and _is_reciprocal(expr.right)
+    ):
+        num, den = expr.left, expr.right.right  # type: ignore[attr-defined]
+    else:
+        return False
+    if isinstance(den, ast.Constant):
+        return False
+    return (
+        model.tlp.is_tainted(num, f)
+        and _target_sized(den, model, f)
+        and not model.tlp.is_tainted(den, f)
+    )
+
+
+def _target_sized(den: ast.AST, model: ScoringModel, f: Func) -> bool:
+    """A length derived from the realized token (its byte count), directly or via len()."""
+    if model.target.is_tainted(den, f):
+        return True
+    return any(
+        isinstance(n, ast.Call)
+        and call_name(n) == "len"
+        and n.args
+        and model.target.is_tainted(n.args[0], f)
+        for n in ast.walk(den)
+    )
+
+
+def _statement_of(f: Func, node: ast.AST) -> ast.stmt | None:
+    for stmt in walk_no_defs(f.node):
+        if isinstance(stmt, ast.Assign | ast.AugAssign | ast.AnnAssign) and any(
+            sub is node for sub in ast.walk(stmt)
+        ):
+            return stmt
+    return None
+
+
+def _targets(stmt: ast.stmt | None) -> list[ast.AST]:
+    if isinstance(stmt, ast.Assign):
+        return list(stmt.targets)
+    if isinstance(stmt, ast.AugAssign | ast.AnnAssign):
+        return [stmt.target]
+    return []
+
+
+def _inside_exp(f: Func, node: ast.AST) -> bool:
+    return any(any(sub is node for sub in ast.walk(a)) for a in _exp_args(f))
+
+
+def _returns_any(f: Func, names: set[str]) -> bool:
+    return any(
+        isinstance(n, ast.Return) and n.value is not None and mentions([n.value], names)
+        for n in walk_no_defs(f.node)
+    )
+
+
+def _exp_args(f: Func) -> Iterator[ast.AST]:
+    for n in walk_no_defs(f.node):
+        if isinstance(n, ast.Call) and call_name(n) in _EXP_CALLS:
+            yield from n.args
+            if isinstance(n.func, ast.Attribute) and call_name(n) == "exp":
+                yield n.func.value
+        elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
+            yield n.right
+
+
+@register
+class TokenProbabilityByteSpread(Rule):
+    """Token probability spread over its bytes as p^(1/n) (log p / n per byte).
+
+    ## What it does
+    Flags a per-byte probability made from the model's probability of the realized token
+    divided over that token's byte length (`exp(log p / n)`, `p ** (1 / n)`), as byte-level
+    mixers (e.g. with a PPM byte model) do before mixing.
+
+    ## Why is this bad?
+    `p^(1/n)` for each byte is not a distribution over the 256 byte values: it uses the
+    realized token to decide how many bytes there are and which ones, and summed over the
+    alternatives it exceeds 1. A mixture built from it is not normalized (C2). The legal
+    way to score bytes is to marginalize the full token distribution over every token that
+    continues the byte prefix.
+
+    ## Illegal example
+    ```python
+    import numpy as np
+    import torch.nn.functional as F
+
+    def byte_scores(logits, y, byte_len_lut, ppm_byte_logp):
+        lp = -F.cross_entropy(logits, y, reduction="none").numpy()
+        n = byte_len_lut[y.numpy()]
+        per_byte = np.repeat(lp / n, n)
+        return -np.log(0.5 * np.exp(per_byte) + 0.5 * np.exp(ppm_byte_logp))
+
+    byte_scores(None, None, None, None)
+    ```
+
+    ## Legal example
+    ```python
+    import math
+    import torch.nn.functional as F
+
+    def bpb(logits, y, byte_len_lut):
+        nll = F.cross_entropy(logits, y, reduction="sum")
+        n_bytes = byte_len_lut[y].sum()
+        return nll.item() / math.log(2) / n_bytes.item()
+
+    bpb(None, None, None)
+    ```
+
+    ## References
+    - RULES.md C2 (docs/rules.md); the byte-PPM mixer rulings (upstream #1872, #1905, #2080).
+    """
+
+    id = "PG503"
+    name = "token-probability-byte-spread"
+    condition = "C2"
+    severity = Severity.ERROR
+    message = "token probability of the realized token spread over its bytes: `{expr}`"
+
+    def check(self, ctx: object) -> Iterable[Finding]:
+        model = analyze(ctx)  # type: ignore[arg-type]
+        seeds = [
+            (f, n)
+            for f in model.functions()
+            for n in walk_no_defs(f.node)
+            if isinstance(n, ast.BinOp)
+            and isinstance(n.op, ast.Div | ast.Pow | ast.Mult)
+            and _spread_seed(n, model, f)
+        ]
+        if not seeds:
+            return
+        spread = Taint(model.program, lambda e, t, f: _spread_seed(e, model, f))
+        exp_in: set[int] = set()
+        for f in model.functions():
+            if any(spread.is_tainted(a, f) for a in _exp_args(f)):
+                exp_in.add(id(f.node))
+        if not exp_in:
+            return
+        for f, n in seeds:
+            # The spread must become a probability: exponentiated in this function, or handed
+            # on (returned) to code that exponentiates it.
+            stmt = _statement_of(f, n)
+            start = {t for tg in _targets(stmt) for t in target_names(tg)}
+            flowed = local_flow(f, start) if start else set()
+            local = _inside_exp(f, n) or (flowed and mentions(list(_exp_args(f)), flowed))
+            handed_on = bool(flowed) and _returns_any(f, flowed) and len(exp_in - {id(f.node)}) > 0
+            if not (local or handed_on):
+                continue
+            src = model.sources.get(f.file, "")
+            if True:
+                yield self.finding(
+                    file=f.file,
+                    line=n.lineno,
+                    function=_function_label(f),
+                    evidence=expr_text(n, src),
+                    expr=expr_text(n, src, 80),
+                )
+
+
+def _gate_names(model: ScoringModel) -> dict[int, set[str]]:
+    """Per function, names assigned under a branch on the realized token's own probability."""
+    out: dict[int, set[str]] = {}
+    for f in model.program.funcs:
+        names: set[str] = set()
+        for n in walk_no_defs(f.node):
+            if isinstance(n, ast.If) and _realized_test(n.test, model, f):
+                for stmt in n.body + n.orelse:
+                    for sub in ast.walk(stmt):
+                        if isinstance(sub, ast.Assign):
+                            for t in sub.targets:
+                                if isinstance(t, ast.Name):
+                                    names.add(t.id)
+        out[id(f.node)] = names
+    return out
+
+
+def _realized_test(test: ast.AST, model: ScoringModel, f: Func) -> bool:
+    return isinstance(test, ast.Compare | ast.BoolOp | ast.UnaryOp) and model.tlp.is_tainted(
+        test, f
+    )
+
+
+def _gate_seed(expr: ast.AST, model: ScoringModel, f: Func, names: dict[int, set[str]]) -> bool:
+    if isinstance(expr, ast.IfExp):
+        return _realized_test(expr.test, model, f)
+    if isinstance(expr, ast.Call) and call_name(expr) == "where" and len(expr.args) == 3:
+        return _realized_test(expr.args[0], model, f)
+    if isinstance(expr, ast.Name):
+        return expr.id in names.get(id(f.node), ())
+    return False
+
+
+@register
+class RealizedTokenGate(Rule):
+    """Mixing weight or gate chosen from the realized token's own probability.
+
+    ## What it does
+    Flags a value picked by a branch on the model's probability (or loss) of the realized
+    token — `lam = 1.0 if nll_target < thr else 0.3`, `np.where(p_target > t, a, b)` — that
+    then weights a mixture of probabilities.
+
+    ## Why is this bad?
+    The evaluator must commit to its mixture before the token is revealed. A gate that reads
+    the realized token's probability picks, per token, whichever component scores that token
+    better: the result is not one normalized distribution over the alphabet (C2).
+
+    ## Illegal example
+    ```python
+    import math
+    import torch.nn.functional as F
+
+    def mix(logits, y, p_other):
+        nll = F.cross_entropy(logits, y, reduction="none")
+        total = 0.0
+        for i in range(len(nll)):
+            lam = 1.0 if nll[i] < 0.3 else 0.5
+            total -= math.log(lam * math.exp(-nll[i]) + (1 - lam) * p_other[i])
+        return total
+
+    mix(None, None, None)
+    ```
+
+    ## Legal example
+    ```python
+    import math
+    import torch.nn.functional as F
+
+    def mix(logits, y, p_other):
+        probs = F.softmax(logits, dim=-1)
+        entropy = -(probs * probs.log()).sum(-1)
+        nll = F.cross_entropy(logits, y, reduction="none")
+        total = 0.0
+        for i in range(len(nll)):
+            lam = 0.9 if entropy[i] < 2.0 else 0.5
+            total -= math.log(lam * math.exp(-nll[i]) + (1 - lam) * p_other[i])
+        return total
+
+    mix(None, None, None)
+    ```
+
+    ## References
+    - RULES.md C2 (docs/rules.md); the byte-PPM mixer rulings (upstream #1872, #1905).
+    """
+
+    id = "PG502"
+    name = "realized-token-gate"
+    condition = "C2"
+    severity = Severity.ERROR
+    message = "mixing weight chosen from the realized token's own probability: `{expr}`"
+
+    def check(self, ctx: object) -> Iterable[Finding]:
+        model = analyze(ctx)  # type: ignore[arg-type]
+        names = _gate_names(model)
+        if not any(names.values()) and not self._has_candidates(model):
+            return
+        gate = Taint(model.program, lambda e, t, f: _gate_seed(e, model, f, names))
+        for f in model.functions():
+            src = model.sources.get(f.file, "")
+            mixes = [
+                n
+                for n in walk_no_defs(f.node)
+                if isinstance(n, ast.BinOp)
+                and isinstance(n.op, ast.Mult | ast.Add)
+                and (
+                    (gate.is_tainted(n.left, f) and model.tlp.is_tainted(n.right, f))
+                    or (gate.is_tainted(n.right, f) and model.tlp.is_tainted(n.left, f))
+                )
+            ]
+            if not mixes:
+                continue
+            for n in walk_no_defs(f.node):
+                test = None
+                if isinstance(n, ast.If | ast.IfExp):
+                    test = n.test
+                elif isinstance(n, ast.Call) and call_name(n) == "where" and len(n.args) == 3:
+                    test = n.args[0]
+                if test is None or not _realized_test(test, model, f):
+                    continue
+                if isinstance(n, ast.If) and not _assigns(n, names.get(id(f.node), set())):
+                    continue
+                yield self.finding(
+                    file=f.file,
+                    line=n.lineno,
+                    function=_function_label(f),
+                    evidence=expr_text(test, src),
+                    expr=expr_text(test, src, 80),
+                )
+
+    @staticmethod
+    def _has_candidates(model: ScoringModel) -> bool:
+        for f in model.program.funcs:
+            for n in walk_no_defs(f.node):
+                if isinstance(n, ast.IfExp) or (
+                    isinstance(n, ast.Call) and call_name(n) == "where"
+                ):
+                    return True
+        return False
+
+
+def _assigns(node: ast.If, names: set[str]) -> bool:
+    for stmt in node.body + node.orelse:
+        for sub in ast.walk(stmt):
+            if isinstance(sub, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id in names for t in sub.targets
+            ):
+                return True
+    return False

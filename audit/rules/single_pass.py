@@ -1,0 +1,230 @@
+"""C4 rules (PG7xx): each validation token is scored once and that score is reported.
+
+PG701 flags rescoring (a score already accumulated for a chunk is replaced or subtracted
+and recomputed, e.g. a second pass with a warm cache) and best-of selection among scores
+computed on the validation data.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+
+from audit.model import Finding, Rule, Severity, register
+from audit.pyast import Func, call_name, expr_text, target_names, walk_no_defs
+from audit.rules._scoring import ScoringModel, analyze
+
+
+def _label(f: Func) -> str | None:
+    return None if f.name == "<module>" else f.qualname
+
+
+def _loops(f: Func) -> list[ast.For | ast.While]:
+    return [n for n in walk_no_defs(f.node) if isinstance(n, ast.For | ast.While)]
+
+
+def _inside(node: ast.AST, outer: ast.AST) -> bool:
+    return any(sub is node for sub in ast.walk(outer))
+
+
+def _score_writes(loop: ast.AST, model: ScoringModel, f: Func) -> Iterator[tuple[str, ast.stmt]]:
+    """(container, statement) for `scores[k] = <score>` / `scores.append(<score>)` in a loop."""
+    for sub in ast.walk(loop):
+        if isinstance(sub, ast.Assign) and model.tlp.is_tainted(sub.value, f):
+            for t in sub.targets:
+                if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
+                    yield t.value.id, sub
+        elif (
+            isinstance(sub, ast.Expr)
+            and isinstance(sub.value, ast.Call)
+            and isinstance(sub.value.func, ast.Attribute)
+            and sub.value.func.attr == "append"
+            and isinstance(sub.value.func.value, ast.Name)
+            and any(model.tlp.is_tainted(a, f) for a in sub.value.args)
+        ):
+            yield sub.value.func.value.id, sub
+
+
+def _rescoring(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
+    # 1. A later, separate loop overwrites per-chunk scores written by an earlier loop.
+    loops = [lp for lp in _loops(f) if not any(o is not lp and _inside(lp, o) for o in _loops(f))]
+    written: dict[str, ast.stmt] = {}
+    for lp in sorted(loops, key=lambda n: n.lineno):
+        here = list(_score_writes(lp, model, f))
+        for name, stmt in here:
+            first = written.get(name)
+            if first is not None and isinstance(stmt, ast.Assign) and not _inside(first, lp):
+                yield stmt, f"scores in `{name}` from the loop at line {first.lineno} are replaced"
+        for name, stmt in here:
+            written.setdefault(name, stmt)
+    # 2. An accumulated score is taken back out and replaced (`loss - old + new`, `loss -= old`).
+    for n in walk_no_defs(f.node):
+        if isinstance(n, ast.AugAssign) and isinstance(n.op, ast.Sub):
+            if model.tlp.is_tainted(n.value, f) and model.tlp.is_tainted(n.target, f):
+                yield n, "an accumulated score is subtracted"
+        elif isinstance(n, ast.Assign) and isinstance(n.value, ast.BinOp):
+            names = {t for tg in n.targets for t in target_names(tg)}
+            sub = _subtraction_of_own(n.value, names)
+            if (
+                sub is not None
+                and model.tlp.is_tainted(sub, f)
+                and model.tlp.is_tainted(n.value, f)
+            ):
+                yield n, "an accumulated score is subtracted and re-added"
+            elif _swap(n.value, model, f):
+                yield (
+                    n,
+                    "part of a score total is swapped for a rescored part (`total - old + new`)",
+                )
+
+
+def _swap(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
+    """`total - old + new` with all three parts scores of the validation data."""
+    if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add)):
+        return False
+    left = expr.left
+    if not (isinstance(left, ast.BinOp) and isinstance(left.op, ast.Sub)):
+        return False
+    parts = [left.left, left.right, expr.right]
+    if any(isinstance(p, ast.Constant) for p in parts):
+        return False
+    return all(model.tlp.is_tainted(p, f) for p in parts)
+
+
+def _subtraction_of_own(expr: ast.BinOp, names: set[str]) -> ast.AST | None:
+    """In `x = x - old + new`, return `old` (the part taken out of x itself)."""
+    for node in ast.walk(expr):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
+            left = node.left
+            while isinstance(left, ast.BinOp):
+                left = left.left
+            if isinstance(left, ast.Name) and left.id in names:
+                return node.right
+    return None
+
+
+def _best_of(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
+    for n in walk_no_defs(f.node):
+        if isinstance(n, ast.If) and isinstance(n.test, ast.Compare) and len(n.test.ops) == 1:
+            if not isinstance(n.test.ops[0], ast.Lt | ast.LtE | ast.Gt | ast.GtE):
+                continue
+            left, right = n.test.left, n.test.comparators[0]
+            if not (model.tlp.is_tainted(left, f) and model.tlp.is_tainted(right, f)):
+                continue
+            # `if score < best: best = score` keeps the better of several scorings
+            kept = {
+                t
+                for stmt in n.body
+                if isinstance(stmt, ast.Assign)
+                for tg in stmt.targets
+                for t in target_names(tg)
+            }
+            right_names = {x.id for x in ast.walk(right) if isinstance(x, ast.Name)}
+            if kept & right_names and _inside_loop(f, n):
+                yield n, "the best of several scores is kept"
+        elif (
+            isinstance(n, ast.Call)
+            and call_name(n) in {"min", "max"}
+            and isinstance(n.func, ast.Name)
+        ):
+            args = (
+                n.args[0].elts
+                if len(n.args) == 1 and isinstance(n.args[0], ast.List | ast.Tuple)
+                else n.args
+            )
+            if (
+                len(args) >= 2
+                and all(model.tlp.is_tainted(a, f) for a in args)
+                and _is_reported(n, f)
+            ):
+                yield n, "the minimum of several scores is reported"  # type: ignore[misc]
+
+
+def _inside_loop(f: Func, node: ast.AST) -> bool:
+    return any(_inside(node, lp) for lp in _loops(f))
+
+
+def _is_reported(call: ast.AST, f: Func) -> bool:
+    for n in walk_no_defs(f.node):
+        if isinstance(n, ast.Return) and n.value is not None and _inside(call, n.value):
+            return True
+    return False
+
+
+@register
+class MultipleScoringPasses(Rule):
+    """Validation tokens scored more than once, keeping a rescored or best score.
+
+    ## What it does
+    Flags evaluation code that replaces scores already computed for validation chunks (a
+    second pass with a warm cache, `loss - pass1 + pass2`), or keeps the best of several
+    scorings (`if bpb < best: best = bpb`, `min(run_a, run_b)`).
+
+    ## Why is this bad?
+    Each validation token must be scored exactly once and that score reported. Rescoring
+    early chunks after the cache has seen the rest of the validation set lets later tokens
+    inform earlier scores, and best-of selection picks using the validation scores (C4).
+
+    ## Illegal example
+    ```python
+    def two_pass(chunks, score_chunk, cache):
+        losses = [0.0] * len(chunks)
+        for ci, chunk in enumerate(chunks):
+            losses[ci] = score_chunk(chunk, cache)
+            cache.update(chunk)
+        for ci in range(10):
+            losses[ci] = score_chunk(chunks[ci], cache)
+        return sum(losses)
+
+    def score_chunk(chunk, cache):
+        import torch.nn.functional as F
+        return F.cross_entropy(chunk[0], chunk[1], reduction="sum").item()
+
+    two_pass([], score_chunk, None)
+    ```
+
+    ## Legal example
+    ```python
+    def one_pass(chunks, score_chunk, cache):
+        losses = [0.0] * len(chunks)
+        for ci, chunk in enumerate(chunks):
+            losses[ci] = score_chunk(chunk, cache)
+            cache.update(chunk)
+        return sum(losses)
+
+    def score_chunk(chunk, cache):
+        import torch.nn.functional as F
+        return F.cross_entropy(chunk[0], chunk[1], reduction="sum").item()
+
+    one_pass([], score_chunk, None)
+    ```
+
+    ## References
+    - RULES.md C4 (docs/rules.md); the two-pass n-gram rescoring rulings (upstream #869, #881).
+    """
+
+    id = "PG701"
+    name = "multiple-scoring-passes"
+    condition = "C4"
+    severity = Severity.ERROR
+    message = "validation scores rescored or selected: {why}"
+
+    def check(self, ctx: object) -> Iterable[Finding]:
+        model = analyze(ctx)  # type: ignore[arg-type]
+        seen: set[tuple[str, int]] = set()
+        for f in model.functions():
+            if f.name == "<module>":
+                continue
+            src = model.sources.get(f.file, "")
+            for node, why in [*_rescoring(f, model), *_best_of(f, model)]:
+                spot = (f.file, node.lineno)
+                if spot in seen:
+                    continue
+                seen.add(spot)
+                yield self.finding(
+                    file=f.file,
+                    line=node.lineno,
+                    function=_label(f),
+                    evidence=expr_text(node, src),
+                    why=why,
+                )
