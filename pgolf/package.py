@@ -669,6 +669,7 @@ def _assemble(
         allow_fail_reason=allow_reason,
         failed_seeds=[s.seed for s in run.failed],
         artifacts_included=opts.include_artifact,
+        metric_name=next((log.metric_name for log in logs.values() if log.metric_name), None),
     )
     # The audit reads the README's run command for the effective configuration, so a README
     # with the final command exists before the audit; its audit section is filled in after.

@@ -77,6 +77,7 @@ class RecordFacts:
     allow_fail_reason: str | None = None
     failed_seeds: list[int] = field(default_factory=list)
     artifacts_included: bool = False
+    metric_name: str | None = None
 
 
 def _num(value: float | None, digits: int = 8) -> str:
@@ -151,8 +152,8 @@ def render(facts: RecordFacts) -> str:
     add(
         f"Mean val_bpb over {n_ok} seeds: `{_num(facts.mean_bpb)}`, sample standard deviation "
         f"(ddof=1): `{_num(facts.std_bpb)}`; mean val_loss `{_num(facts.mean_loss)}` nats. "
-        "Each score is the last `val_bpb` metric line of the seed's log "
-        "(the int8+zstd artifact reloaded and evaluated on the whole validation split)."
+        "Each score is the last `val_bpb` metric line of the seed's log"
+        + (f" (`{facts.metric_name}`)." if facts.metric_name else ".")
     )
 
     add("")
