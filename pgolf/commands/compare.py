@@ -78,6 +78,7 @@ def render(report: CompareReport, console: Console) -> None:
     required=True,
     type=click.Path(path_type=Path),
     help="The parent record folder the new one claims to beat.",
+    show_default=True,
 )
 @click.option("--alpha", type=float, default=0.01, show_default=True, help="Significance level.")
 @click.option(

@@ -12,16 +12,39 @@ from pgolf.package import PackageOptions, package_run
 
 @click.command("package")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--name", required=True, help="Record name (folder-safe form is derived from it).")
-@click.option("--author", default=None, help="Author name; default: the run's submission.json.")
-@click.option("--github-id", default=None, help="GitHub id; default: the run's submission.json.")
+@click.option(
+    "--name",
+    required=True,
+    help="Record name (folder-safe form is derived from it).",
+    show_default=True,
+)
+@click.option(
+    "--author",
+    default=None,
+    help="Author name; default: the run's submission.json.",
+    show_default=True,
+)
+@click.option(
+    "--github-id",
+    default=None,
+    help="GitHub id; default: the run's submission.json.",
+    show_default=True,
+)
 @click.option(
     "--track",
     default=None,
     help="track_10min_16mb or track_non_record_16mb; default: the run's, else the record track.",
+    show_default=True,
 )
-@click.option("--date", default=None, help="Folder date YYYY-MM-DD; default: today (UTC).")
-@click.option("--blurb", default=None, help="One-paragraph description for README and submission.")
+@click.option(
+    "--date", default=None, help="Folder date YYYY-MM-DD; default: today (UTC).", show_default=True
+)
+@click.option(
+    "--blurb",
+    default=None,
+    help="One-paragraph description for README and submission.",
+    show_default=True,
+)
 @click.option(
     "--dest",
     type=click.Path(path_type=Path),
@@ -37,7 +60,10 @@ from pgolf.package import PackageOptions, package_run
     help="Package even if the audit fails or seeds failed (needs --reason).",
 )
 @click.option(
-    "--reason", default=None, help="Why --allow-fail is justified; recorded in the folder."
+    "--reason",
+    default=None,
+    help="Why --allow-fail is justified; recorded in the folder.",
+    show_default=True,
 )
 @click.option(
     "--force", is_flag=True, default=False, show_default=True, help="Replace an existing folder."

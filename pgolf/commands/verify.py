@@ -43,6 +43,7 @@ def render(report: VerifyReport, console: Console) -> None:
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     default=None,
     help="Shard directory whose fingerprint must match the manifest's.",
+    show_default=True,
 )
 @click.option(
     "--no-audit", is_flag=True, default=False, show_default=True, help="Skip re-running the audit."
