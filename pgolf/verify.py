@@ -296,7 +296,39 @@ def _check_submission(
             report.add("submission", "schema-valid", status, "valid", problem, "submission.json")
     else:
         report.add("submission", "schema-valid", "ok", file="submission.json")
+    _check_provenance(report, manifest, data)
     return data
+
+
+def _check_provenance(
+    report: VerifyReport, manifest: dict[str, Any] | None, submission: dict[str, Any]
+) -> None:
+    """submission.json's `pgolf` block against the script and the manifest."""
+    prov = submission.get("pgolf")
+    if not isinstance(prov, dict):
+        return
+    script = report.folder / "train_gpt.py"
+    recorded_sha = prov.get("script_sha256")
+    if isinstance(recorded_sha, str) and script.is_file():
+        digest = sha256_file(script)
+        report.add(
+            "submission",
+            "pgolf.script_sha256 = sha256 of train_gpt.py",
+            "ok" if digest == recorded_sha else "diff",
+            recorded_sha,
+            digest,
+            "submission.json",
+        )
+    fingerprint = prov.get("data_fingerprint")
+    if manifest is not None and fingerprint and manifest.get("data_fingerprint"):
+        report.add(
+            "submission",
+            "pgolf.data_fingerprint = MANIFEST data_fingerprint",
+            "ok" if fingerprint == manifest["data_fingerprint"] else "diff",
+            str(manifest["data_fingerprint"]),
+            str(fingerprint),
+            "submission.json",
+        )
 
 
 def _raw_json(path: Path) -> dict[str, Any] | None:
