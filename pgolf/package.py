@@ -637,6 +637,7 @@ def _assemble(
                 else None,
                 reason=s.reason if s.status != "ok" else None,
                 log=f"train_seed{s.seed}.log" if s.log_path else None,
+                quote=_metric_quote(s) if s.status == "ok" else None,
             )
         )
     hyper = dict(next(iter(logs.values())).hyperparams) if logs else {}
@@ -723,6 +724,19 @@ def _assemble(
     )
     write_manifest(build, manifest)
     return PackageResult(build, outcome.verdict, [], stats)
+
+
+def _metric_quote(seed: SeedRun) -> str | None:
+    """The verbatim log line the seed's score comes from (the last val_bpb metric line)."""
+    log = seed.log
+    if log is None or seed.log_path is None or not log.metrics:
+        return None
+    target = log.metrics[-1].line
+    with open(seed.log_path, encoding="utf-8", errors="replace") as fh:
+        for number, text in enumerate(fh, start=1):
+            if number == target:
+                return text.strip()[:200] or None
+    return None
 
 
 def _data_description(run: RunFolder) -> str:

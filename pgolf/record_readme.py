@@ -29,6 +29,7 @@ class SeedRow:
     bytes_total: int | None = None
     reason: str | None = None
     log: str | None = None
+    quote: str | None = None  # the log's own final metric line, verbatim
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,13 @@ def render(facts: RecordFacts) -> str:
         + (f" (`{facts.metric_name}`)." if facts.metric_name else ".")
     )
 
+    quotes = [r for r in facts.seeds if r.quote]
+    if quotes:
+        add("")
+        add("Final metric lines, quoted from the logs:")
+        add("")
+        for row in quotes:
+            add(f"- seed {row.seed} (`{row.log}`): `{row.quote}`")
     add("")
     add("## Caps")
     add("")

@@ -101,6 +101,10 @@ def test_readme_has_results_stats_caps_reproduction_and_audit(
     assert "pgolf run --seeds 42 314 999 --env ITERATIONS=20" in readme
     assert "ITERATIONS=20 SEED=42 python train_gpt.py" in readme
     assert "verdict **pass**" in readme
+    assert (
+        "- seed 999 (`train_seed999.log`): `final_int8_zstd_roundtrip_exact val_loss:4.12187000 val_bpb:2.43120000`"
+        in readme
+    )
     assert build_run.FINGERPRINT in readme
 
 
