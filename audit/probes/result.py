@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from audit.model import Finding
+
+
+def jsonable(value: Any) -> Any:
+    """Strict-JSON copy: nan becomes None, infinities the strings "inf" / "-inf"."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return jsonable(value.item())
+    return value
+
 
 # Status of one probe: "pass" (measured within tolerance), "fail" (measured violation),
 # "error" (the scorer raised, timed out or broke the protocol), "skipped" (nothing to probe).
@@ -28,7 +47,7 @@ class ProbeResult:
             "condition": self.condition,
             "name": self.name,
             "status": self.status,
-            "measured": self.measured,
+            "measured": jsonable(self.measured),
             "tolerance": self.tolerance,
             "detail": self.detail,
         }
@@ -53,7 +72,7 @@ class ProbeReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "info": self.info,
+            "info": jsonable(self.info),
             "results": [r.to_json() for r in self.results],
             "findings": [f.to_json() for f in self.findings],
         }
