@@ -100,14 +100,39 @@ class AuditContext:
 
     @property
     def track(self) -> str | None:
-        sub = self.submission or {}
-        return sub.get("track") if isinstance(sub.get("track"), str) else None
+        """The claim's track: submission.json, else the folder path, else its own words."""
+        return self.cache.get("track") if "track" in self.cache else _infer_track(self)
 
     @property
     def is_record_track(self) -> bool:
         """Record track unless the claim says otherwise (records are the strict case)."""
-        track = self.track
-        return track is None or ("non_record" not in track and "non-record" not in track)
+        return self.track != facts.NON_RECORD_TRACK
+
+    def claim_runs(self, *, headline: bool = False) -> list[Any]:
+        """The runs behind the claim: those matching a claimed per-seed score, else every run.
+
+        Folders often ship ablation or exploratory logs next to the claimed seeds; caps and
+        statistics judge the claimed runs, and report the others as notes. With `headline`,
+        a claim without per-seed scores picks the runs that match its headline score (a
+        single-run claim); statistics never do, a mean may equal one run by chance.
+        """
+        from audit.rules._claims import per_seed
+
+        runs = self.runs()
+        claimed = list(per_seed(self.submission, "val_bpb").values())
+        if not claimed and headline:
+            # A single-run claim: the headline score identifies its log.
+            headline = (self.submission or {}).get("val_bpb")
+            if isinstance(headline, int | float) and not isinstance(headline, bool):
+                claimed = [float(headline)]
+        picked = [
+            lg
+            for lg in runs
+            if any(abs(float(lg.val_bpb) - c) <= facts.CLAIM_MATCH_TOLERANCE for c in claimed)
+        ]
+        if not picked or (len(claimed) == 1 and len(picked) == len(runs)):
+            return runs
+        return picked
 
     def runs(self) -> list[Any]:
         """Logs with a final val_bpb, one per run (a seed logged twice counts once)."""
@@ -162,6 +187,7 @@ def build_context(folder: Path, *, config: Mapping[str, str] | None = None) -> A
     if config:
         merged.update({k.upper(): str(v) for k, v in config.items()})
     ctx.config = merged
+    ctx.cache["track"] = _infer_track(ctx)
     return ctx
 
 
@@ -258,8 +284,11 @@ def _load_logs(ctx: AuditContext, scan: FolderScan) -> None:
 
 def _load_submission(ctx: AuditContext) -> None:
     f = ctx.files.get("submission.json")
-    if f is None:
-        return
+    if f is None:  # e.g. submission_binary.json: read it, PG101 still names the file
+        variants = [r for r in ctx.files if re.fullmatch(r"submission[\w.-]*\.json", r)]
+        if not variants:
+            return
+        f = ctx.files[sorted(variants)[0]]
     try:
         from pgolf.submission import read_submission
     except ImportError:
@@ -284,6 +313,30 @@ def _load_submission(ctx: AuditContext) -> None:
         ctx.submission = data
     else:
         ctx.submission_problems = ["not a JSON object"]
+
+
+_NON_RECORD_WORDS = re.compile(r"non[-_ ]?record|unlimited[- ]compute|not a record", re.I)
+
+
+def _infer_track(ctx: AuditContext) -> str | None:
+    sub = ctx.submission or {}
+    try:
+        from pgolf.submission import normalize_track
+    except ImportError:  # pragma: no cover - pgolf.submission ships with pgolf
+        normalize_track = None
+    raw = sub.get("track")
+    if isinstance(raw, str):
+        track = normalize_track(raw) if normalize_track else raw
+        if track:
+            return track
+    for part in ctx.folder.parts:
+        if part.startswith("track_"):
+            return facts.NON_RECORD_TRACK if "non_record" in part else facts.RECORD_TRACK
+    words = " ".join(str(sub.get(k) or "") for k in ("name", "blurb"))
+    head = "\n".join((ctx.readme or "").splitlines()[:40])
+    if _NON_RECORD_WORDS.search(words) or _NON_RECORD_WORDS.search(head):
+        return facts.NON_RECORD_TRACK
+    return None
 
 
 def _load_readme(ctx: AuditContext) -> None:

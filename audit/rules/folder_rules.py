@@ -24,7 +24,8 @@ class MissingRequiredFile(Rule):
 
     ## Why is this bad?
     Without the exact code, the claim and one log per seed nobody can check or reproduce the
-    result (R7). A missing README is a warning; missing code, claim or logs are errors.
+    result (R7). A folder without any Python code is an error; missing or renamed files are
+    warnings (older folders use other names, e.g. `submission_binary.json`).
 
     ## Illegal example
     ```text
@@ -52,19 +53,30 @@ class MissingRequiredFile(Rule):
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
         top = {rel.lower(): rel for rel in ctx.files if "/" not in rel}
         run_folder = "run.json" in top  # a `pgolf run` folder: README comes with packaging
+        has_code = any(rel.endswith(".py") for rel in ctx.files)
         for name, _rule, severity, why in facts.REQUIRED_FILES:
             if name.lower() in top:
                 continue
             sev = Severity(severity)
-            if name == "README.md" and ("readme" in {Path(k).stem for k in top} or run_folder):
-                if run_folder:
-                    sev = Severity.INFO
-                else:
-                    continue
-            yield self.finding(severity=sev, what=name, why=why)
+            stem = Path(name).stem.lower()
+            variants = sorted(r for k, r in top.items() if k.startswith(stem) and k != name.lower())
+            if name == "train_gpt.py" and not has_code:
+                sev = Severity.ERROR
+            elif variants or (name == "submission.json" and ctx.submission is None):
+                # Shipped under another name (submission_binary.json, train_gpt_cuda.py):
+                # the claim can be read, the layout is not the standard one.
+                sev = Severity.WARNING
+            elif name == "train_gpt.py":
+                sev = Severity.WARNING  # other code is shipped; the entry point is not standard
+            if name == "README.md" and run_folder:
+                sev = Severity.INFO
+            also = f" (found {', '.join(variants[:3])})" if variants else ""
+            yield self.finding(severity=sev, what=name, why=why + also)
         if not any(looks_like_log(f) for f in ctx.files.values()):
             yield self.finding(
-                what="training log", why="no *.log/*.txt with training or metric lines"
+                severity=Severity.WARNING,
+                what="training log",
+                why="no *.log/*.txt with training or metric lines",
             )
 
 

@@ -27,7 +27,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _scores(ctx: AuditContext) -> list[tuple[Any, float]]:
-    return [(lg, float(lg.val_bpb)) for lg in ctx.runs()]
+    return [(lg, float(lg.val_bpb)) for lg in ctx.claim_runs()]
 
 
 @register
@@ -74,8 +74,8 @@ class ClaimedMeanMismatch(Rule):
 
     ## What it does
     Compares `val_bpb` of `submission.json` with the mean of the final val_bpb of every
-    logged run (tolerance 1e-4). A claim better than every logged run is an error; any other
-    mismatch a warning.
+    logged run (tolerance 1e-4). A claim better than every one of at least 3 logged runs, that
+    no metric line of any log reports, is an error; any other mismatch a warning.
 
     ## Why is this bad?
     The headline number is the mean over the seeds (R6); a better number than the logs show
@@ -112,13 +112,26 @@ class ClaimedMeanMismatch(Rule):
         if abs(claimed - mean) <= facts.MEAN_TOLERANCE:
             return
         better = claimed < min(scores) - facts.MEAN_TOLERANCE
+        # A claim that some other metric line reports (e.g. a sliding-window score printed
+        # before the roundtrip score) is a choice of metric to review, not an unsupported one.
+        elsewhere = any(
+            abs(float(m.val_bpb) - claimed) <= facts.MEAN_TOLERANCE
+            for lg in ctx.logs
+            for m in getattr(lg, "metrics", []) or []
+            if num(getattr(m, "val_bpb", None)) is not None
+        )
+        # With fewer logs than seeds the folder may just not ship every run: review only.
+        error = better and not elsewhere and len(scores) >= facts.MIN_SEEDS
+        tail = " (better than every logged run" + (
+            ", and no metric line of any log reports it)" if error else ")"
+        )
         yield self.finding(
             file="submission.json",
-            severity=Severity.ERROR if better else Severity.WARNING,
+            severity=Severity.ERROR if error else Severity.WARNING,
             claimed=claimed,
             n=len(scores),
             mean=mean,
-            tail=" (better than every logged run)" if better else "",
+            tail=tail if better else "",
         )
 
 
@@ -170,9 +183,11 @@ class ClaimedStdMismatch(Rule):
         )
 
 
-def _is_per_seed_key(key: str) -> bool:
+def _is_per_seed_key(key: str, value: str = "") -> bool:
     k = key.upper()
-    return k in facts.PER_SEED_KEYS or any(part in k for part in facts.PER_SEED_KEY_PARTS)
+    if k in facts.PER_SEED_KEYS or any(part in k for part in facts.PER_SEED_KEY_PARTS):
+        return True
+    return bool(facts.MEASURED_VALUE.match(value.strip()))
 
 
 @register
@@ -206,6 +221,9 @@ class MixedConfigurations(Rule):
     id = "PG804"
     name = "mixed-configurations"
     condition = "R6"
+    # A warning: logs also dump measurements and ablations ship next to the claimed seeds,
+    # so a difference needs a maintainer's eye before it voids a claim.
+    severity = Severity.WARNING
     message = "{what}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
@@ -250,7 +268,7 @@ def _config(log: Any) -> dict[str, str]:
     return {
         str(k).upper(): str(v).strip()
         for k, v in (getattr(log, "hyperparams", None) or {}).items()
-        if not _is_per_seed_key(str(k))
+        if not _is_per_seed_key(str(k), str(v))
     }
 
 
