@@ -7,16 +7,13 @@ nothing half-written. See docs/package.md.
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
-import json
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,224 +21,34 @@ from pgolf import __version__
 from pgolf import record_readme as rr
 from pgolf.errors import InputError, PgolfError
 from pgolf.manifest import build_manifest, file_entry, sha256_file, write_manifest
+from pgolf.package_facts import (
+    BYTES_CAP,
+    EVAL_CAP_S,
+    TRAIN_CAP_S,
+    AuditOutcome,
+    Statistics,
+    audit,
+    cap_rows,
+    caps_json,
+    requirements_for,
+    statistics_from_logs,
+)
+from pgolf.package_input import RunFolder, SeedRun, load_run
+
+__all__ = [
+    "AuditOutcome",
+    "PackageOptions",
+    "PackageResult",
+    "Statistics",
+    "audit",
+    "load_run",
+    "package_run",
+    "parse_date",
+    "sanitize_name",
+]
 
 RECORD_TRACK = "track_10min_16mb"
-BYTES_CAP = 16_000_000
-TRAIN_CAP_S = 600.0
-EVAL_CAP_S = 600.0
-ARTIFACT_NAME = "final_model.int8.ptz"
-_DATA_KEYS = ("DATA_PATH", "TOKENIZER_PATH")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-# Import name -> distribution name, for the requirements.txt of a record folder.
-_DISTRIBUTIONS = {
-    "torch": "torch",
-    "numpy": "numpy",
-    "sentencepiece": "sentencepiece",
-    "zstandard": "zstandard",
-    "zstd": "zstandard",
-    "brotli": "brotli",
-    "einops": "einops",
-    "triton": "triton",
-    "flash_attn": "flash-attn",
-    "huggingface_hub": "huggingface-hub",
-    "datasets": "datasets",
-    "tiktoken": "tiktoken",
-    "scipy": "scipy",
-}
-
-
-# ---------------------------------------------------------------------------- run folders
-
-
-@dataclass
-class SeedRun:
-    seed: int
-    status: str
-    reason: str | None
-    log_path: Path | None
-    log: Any  # pgolf.logs.RunLog | None
-    artifact: Path | None
-
-
-@dataclass
-class RunFolder:
-    path: Path
-    run_json: dict[str, Any]
-    script: Path
-    submission: dict[str, Any]
-    seeds: list[SeedRun]
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = self.run_json.get("env") or {}
-        return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
-
-    @property
-    def uses_default_data(self) -> bool:
-        path = self.data_path
-        return path is None or Path(str(path)).name.startswith("default_sp")
-
-    @property
-    def user_env(self) -> dict[str, str]:
-        """The run's own overrides: data paths of the embedded default are machine-specific."""
-        env = self.env
-        if self.uses_default_data:
-            env = {k: v for k, v in env.items() if k not in _DATA_KEYS}
-        return env
-
-    @property
-    def script_sha256(self) -> str | None:
-        return _dig(self.run_json, ("script_sha256",), ("script", "sha256"))
-
-    @property
-    def data_fingerprint(self) -> str | None:
-        return _dig(self.run_json, ("data_fingerprint",), ("data", "fingerprint"))
-
-    @property
-    def data_path(self) -> str | None:
-        return _dig(self.run_json, ("data_path",), ("data", "path"))
-
-    @property
-    def torch_version(self) -> str | None:
-        return _dig(self.run_json, ("torch_version",), ("torch",), ("versions", "torch"))
-
-    @property
-    def hardware(self) -> str | None:
-        hw = self.run_json.get("hardware")
-        if isinstance(hw, dict):
-            try:
-                from pgolf.run_state import hardware_summary
-
-                return hardware_summary(hw, self.nproc)
-            except ImportError:
-                return ", ".join(f"{k}: {v}" for k, v in hw.items() if v not in (None, "", []))
-        return str(hw) if hw else None
-
-    @property
-    def nproc(self) -> int:
-        try:
-            return int(self.run_json.get("nproc") or 1)
-        except (TypeError, ValueError):
-            return 1
-
-    def cap(self, name: str, default: float) -> float:
-        caps = self.run_json.get("caps")
-        keys = {
-            "bytes": ("bytes_total", "bytes_cap", "bytes"),
-            "train": ("train_s", "train_cap", "train_cap_s", "train"),
-            "eval": ("eval_s", "eval_cap", "eval_cap_s", "eval"),
-        }[name]
-        if isinstance(caps, dict):
-            for key in keys:
-                value = caps.get(key)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    return float(value)
-        return default
-
-    @property
-    def failed(self) -> list[SeedRun]:
-        return [s for s in self.seeds if s.status != "ok"]
-
-    @property
-    def ok(self) -> list[SeedRun]:
-        return [s for s in self.seeds if s.status == "ok"]
-
-
-def _dig(data: dict[str, Any], *paths: tuple[str, ...]) -> Any:
-    for path in paths:
-        node: Any = data
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if node not in (None, ""):
-            return node
-    return None
-
-
-def _seed_entries(run_json: dict[str, Any]) -> list[dict[str, Any]]:
-    seeds = run_json.get("seeds")
-    entries: list[dict[str, Any]] = []
-    if isinstance(seeds, dict):
-        for key, value in seeds.items():
-            entry = dict(value) if isinstance(value, dict) else {}
-            entry.setdefault("seed", key)
-            entries.append(entry)
-    elif isinstance(seeds, list):
-        for value in seeds:
-            if isinstance(value, dict):
-                entries.append(dict(value))
-            else:
-                entries.append({"seed": value})
-    return entries
-
-
-def load_run(run_dir: Path) -> RunFolder:
-    """Read a `pgolf run` folder; InputError naming the file for anything unusable."""
-    from pgolf.logs import parse_log
-    from pgolf.submission import read_submission
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: not a directory (expected a `pgolf run` folder)")
-    run_path = run_dir / "run.json"
-    if not run_path.is_file():
-        raise InputError(f"{run_path}: missing; {run_dir} is not a finished `pgolf run` folder")
-    try:
-        run_json = json.loads(run_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{run_path}: not readable JSON ({exc})") from None
-    if not isinstance(run_json, dict):
-        raise InputError(f"{run_path}: top level is not an object")
-    script = run_dir / "train_gpt.py"
-    if not script.is_file():
-        raise InputError(f"{script}: missing (the exact script that ran must be in the run folder)")
-    sub_path = run_dir / "submission.json"
-    if not sub_path.is_file():
-        raise InputError(f"{sub_path}: missing; rerun `pgolf run` to finish the run folder")
-    submission, problems = read_submission(sub_path)
-    if not isinstance(submission, dict) or (not submission and problems):
-        raise InputError(f"{sub_path}: unusable ({'; '.join(problems) or 'empty'})")
-
-    entries = _seed_entries(run_json)
-    if not entries:
-        raise InputError(f"{run_path}: records no seeds")
-    seeds: list[SeedRun] = []
-    for entry in entries:
-        try:
-            seed = int(entry["seed"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"{run_path}: a seed entry has no integer seed: {entry!r}") from None
-        status = str(entry.get("status") or "unknown")
-        log_name = entry.get("log") or f"train_seed{seed}.log"
-        log_path = run_dir / Path(str(log_name)).name
-        recorded = entry.get("artifact")
-        artifact = run_dir / f"seed{seed}" / ARTIFACT_NAME
-        if recorded and not artifact.is_file():
-            candidate = Path(str(recorded))
-            artifact = candidate if candidate.is_absolute() else run_dir / candidate
-        log = None
-        if status == "ok":
-            if not log_path.is_file():
-                raise InputError(f"{log_path}: missing (seed {seed} is recorded as ok)")
-            if not artifact.is_file():
-                raise InputError(f"{artifact}: missing (seed {seed} is recorded as ok)")
-            log = parse_log(log_path)
-            if log.val_bpb is None:
-                raise InputError(f"{log_path}: no final val_bpb metric line (seed {seed})")
-        elif log_path.is_file():
-            log = parse_log(log_path)
-        seeds.append(
-            SeedRun(
-                seed=seed,
-                status=status,
-                reason=entry.get("reason"),
-                log_path=log_path if log_path.is_file() else None,
-                log=log,
-                artifact=artifact if artifact.is_file() else None,
-            )
-        )
-    seeds.sort(key=lambda s: s.seed)
-    return RunFolder(run_dir, run_json, script, submission, seeds)
-
 
 # ---------------------------------------------------------------------------- names
 
@@ -276,164 +83,6 @@ def parse_date(value: str | None) -> str:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
         raise InputError(f"--date {value!r} is not a date YYYY-MM-DD") from None
-
-
-# ---------------------------------------------------------------------------- facts
-
-
-@dataclass
-class Statistics:
-    per_seed: dict[int, dict[str, Any]]
-    mean_bpb: float | None
-    std_bpb: float | None
-    mean_loss: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "seeds": {str(k): v for k, v in sorted(self.per_seed.items())},
-            "val_bpb_mean": self.mean_bpb,
-            "val_bpb_std": self.std_bpb,
-            "val_loss_mean": self.mean_loss,
-        }
-
-
-def statistics_from_logs(logs: dict[int, Any]) -> Statistics:
-    """Per-seed scores from parsed logs and their mean and sample std (R6)."""
-    from pgolf.stats import mean_std
-
-    per_seed: dict[int, dict[str, Any]] = {}
-    for seed, log in sorted(logs.items()):
-        per_seed[seed] = {
-            "val_bpb": log.val_bpb,
-            "val_loss": log.val_loss,
-            "steps": log.steps,
-            "train_time_s": log.train_time_s,
-            "eval_time_s": log.eval_time_s,
-            "bytes_total": log.bytes_total,
-        }
-    bpbs = [v["val_bpb"] for v in per_seed.values() if v["val_bpb"] is not None]
-    losses = [v["val_loss"] for v in per_seed.values() if v["val_loss"] is not None]
-    mean_bpb, std_bpb = mean_std(bpbs) if bpbs else (None, None)
-    mean_loss = mean_std(losses)[0] if losses else None
-    return Statistics(per_seed, mean_bpb, _finite(std_bpb), mean_loss)
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or value != value else float(value)
-
-
-def cap_rows(
-    *,
-    code_bytes: int,
-    artifact_sizes: dict[int, int],
-    logs: dict[int, Any],
-    bytes_cap: float = BYTES_CAP,
-    train_cap: float = TRAIN_CAP_S,
-    eval_cap: float = EVAL_CAP_S,
-) -> list[rr.CapRow]:
-    """R1-R3 recomputed: bytes from the files as shipped, times from the logs."""
-    rows: list[rr.CapRow] = []
-    totals = [code_bytes + size for size in artifact_sizes.values()]
-    if totals:
-        worst = max(totals)
-        rows.append(
-            rr.CapRow(
-                "R1",
-                "code + compressed model bytes",
-                f"{int(bytes_cap):,}",
-                f"{worst:,}",
-                worst <= bytes_cap,
-            )
-        )
-    else:
-        rows.append(
-            rr.CapRow("R1", "code + compressed model bytes", f"{int(bytes_cap):,}", "-", None)
-        )
-    for rule, what, attr, cap in (
-        ("R2", "train time (before serialization)", "train_time_s", train_cap),
-        ("R3", "eval time (after loading the artifact)", "eval_time_s", eval_cap),
-    ):
-        values = [getattr(log, attr) for log in logs.values() if getattr(log, attr) is not None]
-        if values and len(values) == len(logs):
-            worst_t = max(values)
-            rows.append(rr.CapRow(rule, what, f"{cap:.0f} s", f"{worst_t:.1f} s", worst_t <= cap))
-        else:
-            rows.append(rr.CapRow(rule, what, f"{cap:.0f} s", "not in every log", None))
-    return rows
-
-
-def caps_json(rows: list[rr.CapRow]) -> dict[str, Any]:
-    return {
-        r.rule: {"what": r.what, "limit": r.limit, "measured": r.measured, "ok": r.ok} for r in rows
-    }
-
-
-# ---------------------------------------------------------------------------- audit
-
-
-@dataclass
-class AuditOutcome:
-    verdict: str
-    markdown: str
-    findings: list[dict[str, Any]]
-    summary: rr.AuditSummary
-
-
-def audit(folder: Path) -> AuditOutcome:
-    """Run the static audit on an assembled folder (PgolfError if the auditor is unusable)."""
-    try:
-        from audit.engine import audit_folder
-        from audit.report import to_markdown
-    except ImportError as exc:
-        raise PgolfError(f"the auditor is not available in this install ({exc})") from None
-    report = audit_folder(folder)
-    findings = [f for f in report.findings if not getattr(f, "suppressed", None)]
-    order = {"error": 0, "warning": 1, "info": 2}
-    findings.sort(key=lambda f: (order.get(str(f.severity), 3), f.rule, f.file or "", f.line or 0))
-    counts: dict[str, int] = {}
-    for f in findings:
-        counts[str(f.severity)] = counts.get(str(f.severity), 0) + 1
-    top = []
-    for f in findings:
-        if str(f.severity) == "info":
-            continue
-        where = f.file or ""
-        if f.line:
-            where += f":{f.line}"
-        top.append(f"{f.rule} ({f.condition}, {f.severity}) {where} {f.message}".replace("  ", " "))
-    entries = [
-        {"rule": f.rule, "severity": str(f.severity), "file": f.file, "line": f.line}
-        for f in findings
-    ]
-    summary = rr.AuditSummary(str(report.verdict), counts, top[:12])
-    return AuditOutcome(str(report.verdict), to_markdown(report), entries, summary)
-
-
-# ---------------------------------------------------------------------------- requirements
-
-
-def requirements_for(script: Path, torch_version: str | None) -> str:
-    """requirements.txt: the third-party packages the script imports, torch pinned to the run's."""
-    try:
-        tree = ast.parse(script.read_text(encoding="utf-8", errors="replace"))
-    except SyntaxError:
-        tree = ast.Module(body=[], type_ignores=[])
-    modules: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module.split(".")[0])
-    lines = ["# Third-party packages train_gpt.py imports (torch pinned to the version that ran)."]
-    for dist in sorted({_DISTRIBUTIONS[m] for m in modules if m in _DISTRIBUTIONS}):
-        if dist == "torch" and torch_version:
-            lines.append(f"torch=={torch_version.split('+')[0]}")
-            continue
-        try:
-            lines.append(f"{dist}>={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            lines.append(dist)
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------- assembly
