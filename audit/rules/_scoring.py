@@ -148,6 +148,10 @@ class ScoringModel:
         return hit
 
     def _judge(self, f: Func) -> bool:
+        own = bool(self.reach.reached(f))
+        if own is False and self.reach.has_refs(f):
+            # every call site sits under a guard the effective configuration switches off
+            return False
         if self.phases is not None and f.file not in self.repaired:
             try:
                 if self.phases.is_reached(f.node):
@@ -156,7 +160,7 @@ class ScoringModel:
                 pass
         # Not on the phase model's traced path (e.g. a method it could not resolve): fall
         # back to name-based call sites under config guards that are not switched off.
-        return bool(self.reach.reached(f))
+        return own
 
     def functions(self) -> Iterator[Func]:
         for f in self.program.funcs:
@@ -263,6 +267,9 @@ def _int_tables(trees: dict[str, ast.Module]) -> frozenset[str]:
     return frozenset(out)
 
 
+_IMPLICIT_METHODS = frozenset({"forward", "__call__", "__init__", "__iter__", "__next__"})
+
+
 class _Reach:
     """Which functions run under the effective configuration (optional paths default off)."""
 
@@ -307,6 +314,9 @@ class _Reach:
                     return True
         return False
 
+    def has_refs(self, f: Func) -> bool:
+        return any(caller is not f for _, caller in self.refs.get(f.name, []))
+
     def reached(self, f: Func | None, depth: int = 0) -> bool:
         if f is None or f.name == "<module>":
             return True
@@ -317,6 +327,15 @@ class _Reach:
             return True
         self.memo[key] = True  # cycles: optimistic
         result = False
+        if f.name in _IMPLICIT_METHODS and "." in f.qualname:
+            # nn.Module.forward / __call__ run when the class is instantiated and called
+            cls = f.qualname.split(".")[-2]
+            if any(
+                self._live(ref, caller) and self.reached(caller, depth + 1)
+                for ref, caller in self.refs.get(cls, [])
+            ):
+                self.memo[key] = True
+                return True
         for ref, caller in self.refs.get(f.name, []):
             if caller is f:
                 continue

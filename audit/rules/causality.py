@@ -146,7 +146,8 @@ def _position_stores(body: list[ast.stmt], index: str, banned: set[str]) -> list
         for sub in ast.walk(stmt):
             if not isinstance(sub, ast.Assign) or isinstance(sub.value, ast.Constant):
                 continue
-            for t in sub.targets:
+            flat = [e for t in sub.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+            for t in flat:
                 if (
                     isinstance(t, ast.Subscript)
                     and isinstance(t.slice, ast.Name)
@@ -193,7 +194,10 @@ class RealizedTokenFeatureGate(Rule):
             ctx = (ctx * 31 + tok) % 1000
         return pred
 
-    expert_predictions(list(range(10)), [True] * 10, {})
+    def evaluate(val_tokens, starts_word, table):
+        return expert_predictions(val_tokens[1:], starts_word, table)
+
+    evaluate(list(range(10)), [True] * 10, {})
     ```
 
     ## Legal example
@@ -209,7 +213,10 @@ class RealizedTokenFeatureGate(Rule):
             prev_ends_word = starts_word[tok]
         return pred
 
-    expert_predictions(list(range(10)), [True] * 10, {})
+    def evaluate(val_tokens, starts_word, table):
+        return expert_predictions(val_tokens[1:], starts_word, table)
+
+    evaluate(list(range(10)), [True] * 10, {})
     ```
 
     ## References
