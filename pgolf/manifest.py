@@ -124,9 +124,29 @@ def manifest_problems(data: Any) -> list[str]:
             problems.append(f"entry for {rel!r} lacks a sha256 string and an integer size")
         elif not safe_relpath(rel):
             problems.append(f"entry {rel!r} is not a safe relative path")
-    for key in ("artifacts", "statistics", "audit"):
+    for key in ("artifacts", "statistics", "audit", "run", "caps", "allow_fail"):
         if key in data and data[key] is not None and not isinstance(data[key], dict):
             problems.append(f"'{key}' is not an object")
+    fingerprint = data.get("data_fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        problems.append("'data_fingerprint' is not a string")
+    for seed, art in (
+        (data.get("artifacts") or {}).items() if isinstance(data.get("artifacts"), dict) else ()
+    ):
+        if not isinstance(art, dict):
+            problems.append(f"artifact entry {seed!r} is not an object")
+        elif art.get("path") is not None and not (
+            isinstance(art["path"], str) and safe_relpath(art["path"])
+        ):
+            problems.append(f"artifact path {art['path']!r} is not a safe relative path")
+        elif art.get("size") is not None and not isinstance(art["size"], int):
+            problems.append(f"artifact entry {seed!r} has a size that is not an integer")
+    audit = data.get("audit")
+    if isinstance(audit, dict) and not isinstance(audit.get("findings", []), list):
+        problems.append("'audit.findings' is not a list")
+    stats = data.get("statistics")
+    if isinstance(stats, dict) and not isinstance(stats.get("seeds", {}), dict):
+        problems.append("'statistics.seeds' is not an object")
     return problems
 
 

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pgolf.cli import main
+from pgolf.errors import InputError
 from pgolf.manifest import diff_files, hash_folder
 from pgolf.package import PackageOptions, package_run
 from pgolf.verify import verify_folder
@@ -206,3 +207,50 @@ def test_any_single_byte_change_is_found_by_the_manifest(tmp_path_factory, data)
     (folder / rel).write_bytes(bytes(blob))
     diffs = diff_files(folder, recorded)
     assert [(d.file, d.kind) for d in diffs] == [(rel, "sha256")]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    key=st.sampled_from(
+        [
+            "files",
+            "artifacts",
+            "statistics",
+            "audit",
+            "run",
+            "caps",
+            "allow_fail",
+            "data_fingerprint",
+        ]
+    ),
+    value=_JSON,
+    nested=st.booleans(),
+)
+def test_a_mangled_manifest_never_crashes_verify(
+    packaged: Path, tmp_path_factory: pytest.TempPathFactory, key: str, value: object, nested: bool
+) -> None:
+    """Property: whatever a manifest holds, verify reports or refuses (InputError), never crashes."""
+    folder = tmp_path_factory.mktemp("mangled") / "f"
+    shutil.copytree(packaged, folder)
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    if nested and isinstance(manifest.get(key), dict) and manifest[key]:
+        first = sorted(manifest[key])[0]
+        manifest[key][first] = value
+    else:
+        manifest[key] = value
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    try:
+        report = verify_folder(folder, run_audit=False)
+    except InputError as exc:
+        assert "MANIFEST.json" in str(exc)
+    else:
+        assert isinstance(report.clean, bool)
