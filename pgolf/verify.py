@@ -25,6 +25,7 @@ SCORE_TOL = 1.5e-8
 # Upstream folders often round their claims; R6's audit rule uses the same bound.
 LOOSE_SCORE_TOL = 1e-4
 _SEED_RE = re.compile(r"seed[_\-]?(\d+)", re.IGNORECASE)
+_VERDICT_RANK = {"pass": 0, "review": 1, "fail": 2}
 
 
 @dataclass(frozen=True)
@@ -637,11 +638,19 @@ def _check_audit(report: VerifyReport, manifest: dict[str, Any] | None) -> None:
     allow = (manifest or {}).get("allow_fail") or None
     recorded = (manifest or {}).get("audit") or {}
     if manifest is not None and recorded.get("verdict"):
+        then_verdict = str(recorded["verdict"])
+        if verdict == then_verdict:
+            status = "ok"
+        elif _VERDICT_RANK.get(verdict, 3) > _VERDICT_RANK.get(then_verdict, 3):
+            status = "diff"
+        else:
+            # A newer auditor that finds less is not a sign the folder changed.
+            status = "warn"
         report.add(
             "audit",
             "verdict equals the one recorded at packaging",
-            "ok" if verdict == recorded["verdict"] else "diff",
-            str(recorded["verdict"]),
+            status,
+            then_verdict,
             verdict,
             MANIFEST_NAME,
         )

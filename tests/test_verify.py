@@ -254,3 +254,39 @@ def test_a_mangled_manifest_never_crashes_verify(
         assert "MANIFEST.json" in str(exc)
     else:
         assert isinstance(report.clean, bool)
+
+
+def _set_recorded_verdict(folder: Path, verdict: str) -> None:
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    manifest["audit"]["verdict"] = verdict
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+def test_audit_verdict_better_than_recorded_is_a_warning(folder: Path) -> None:
+    _set_recorded_verdict(folder, "review")
+    report = verify_folder(folder)
+    assert report.clean
+    check = next(c for c in report.checks if c.item.startswith("verdict equals"))
+    assert (check.status, check.expected, check.found) == ("warn", "review", "pass")
+
+
+def test_audit_verdict_worse_than_recorded_is_a_difference(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import audit.engine
+    from audit.model import Finding, Severity
+
+    real = audit.engine.audit_folder
+
+    def failing(path: Path, **kwargs: object):
+        report = real(path)
+        bad = Finding("PG501", "C2", Severity.ERROR, "gate on the target", "train_gpt.py", 3)
+        report.findings.append(bad)
+        report.verdict = "fail"
+        return report
+
+    monkeypatch.setattr(audit.engine, "audit_folder", failing)
+    report = verify_folder(folder)
+    items = {c.item: c for c in report.differences}
+    assert items["verdict equals the one recorded at packaging"].found == "fail"
+    assert "PG501 train_gpt.py:3" in items["audit verdict"].found
