@@ -319,6 +319,7 @@ def _assemble(
         allow_fail_reason=allow_reason,
         failed_seeds=[s.seed for s in run.failed],
         artifacts_included=opts.include_artifact,
+        bundled_trainer=run.bundled_trainer,
         metric_name=next((log.metric_name for log in logs.values() if log.metric_name), None),
     )
     # The audit reads the README's run command for the effective configuration, so a README

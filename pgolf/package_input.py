@@ -55,6 +55,18 @@ class RunFolder:
         return env
 
     @property
+    def bundled_trainer(self) -> bool:
+        """Whether the script that ran is pgolf's own bundled trainer (its installed copy)."""
+        source = self.run_json.get("script_source")
+        if not source:
+            return False
+        bundled = Path(__file__).resolve().parent / "train_gpt.py"
+        try:
+            return Path(str(source)).resolve() == bundled
+        except OSError:
+            return False
+
+    @property
     def script_sha256(self) -> str | None:
         return _dig(self.run_json, ("script_sha256",), ("script", "sha256"))
 

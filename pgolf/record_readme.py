@@ -79,6 +79,7 @@ class RecordFacts:
     failed_seeds: list[int] = field(default_factory=list)
     artifacts_included: bool = False
     metric_name: str | None = None
+    bundled_trainer: bool = False
 
 
 def _num(value: float | None, digits: int = 8) -> str:
@@ -107,7 +108,8 @@ def render(facts: RecordFacts) -> str:
     add("")
     add(
         f"This record was produced end to end by pgolf {facts.pgolf_version}: `pgolf run` trained "
-        f"and evaluated the bundled `train_gpt.py` once per seed on {facts.data_description}, "
+        f"and evaluated {'the bundled ' if facts.bundled_trainer else ''}`train_gpt.py` once per "
+        f"seed on {facts.data_description}, "
         f"and `pgolf package` assembled, audited and hashed this folder."
     )
     add("")
