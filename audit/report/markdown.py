@@ -145,8 +145,12 @@ def to_markdown(report: AuditReport) -> str:
                     f"This folder ships its own audit concluding {said}. It is not confirmed: "
                     "the warnings below need a maintainer's review."
                 )
+            elif s.claims_legal:
+                out.append(
+                    f"This folder ships its own audit concluding {said}. It was read, not trusted."
+                )
             else:
-                out.append(f"This folder ships its own audit: {said}. It was read, not trusted.")
+                out.append(f"This folder also ships legality notes ({s.file}): read, not trusted.")
             out.append("")
     out += _runs_md(report)
     out += ["## Conditions", ""]

@@ -48,6 +48,7 @@ class MissingRequiredFile(Rule):
     id = "PG101"
     name = "missing-required-file"
     condition = "R7"
+    severity = Severity.WARNING
     message = "missing {what}: {why}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
