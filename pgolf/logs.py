@@ -331,7 +331,7 @@ class _Parser:
             return False
         loss = _VAL_LOSS.search(line)
         name_end = _METRIC_NAME.search(line)
-        name = line[: name_end.start()].strip().rstrip(":").strip() if name_end else ""
+        name = _metric_name(line[: name_end.start()]) if name_end else ""
         eval_time = _EVAL_TIME.search(line)
         seconds = None
         if eval_time:
@@ -430,6 +430,17 @@ class _Parser:
             if value is not None and not math.isfinite(value):
                 self.warn(f"final metric is not finite ({value})")
         return log
+
+
+def _metric_name(prefix: str) -> str:
+    """`final_x stride:64 ` -> `final_x`: leading words up to the first key:value token."""
+    words = prefix.split()
+    kept = words[:1]
+    for word in words[1:]:
+        if ":" in word or "=" in word:
+            break
+        kept.append(word)
+    return " ".join(kept).rstrip(":")
 
 
 def _first(*values: float | None) -> float | None:

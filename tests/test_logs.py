@@ -257,3 +257,15 @@ def test_numbers_round_trip(
     assert log.val_loss == float(f"{loss:.8f}")
     assert log.seed == seed
     assert log.bytes_total == size
+
+
+def test_metric_names_stop_at_key_value_tokens() -> None:
+    log = parse_log_text(
+        "final_sliding_window_eval_exact stride:64 val_loss:1.96 val_bpb:1.16\n"
+        "ttt_sliding:done val_loss=1.889768 val_bpb=1.119230 elapsed=409.8s\n"
+        "FINAL_METRIC val_bpb: 1.10212542\n"
+    )
+    names = [metric.name for metric in log.metrics]
+    assert names == ["final_sliding_window_eval_exact", "ttt_sliding:done", "FINAL_METRIC"]
+    assert log.metrics[1].eval_time_s == pytest.approx(409.8)
+    assert log.val_bpb == pytest.approx(1.10212542)
