@@ -29,7 +29,8 @@ NAME = "c3-score-before-update"
 
 
 def cut_points(length: int) -> list[int]:
-    cuts = {length // 3 + 5, length // 2 + 11, 3 * length // 4 - 3}
+    """Three odd cut points: an odd m is never the start of a power-of-two-sized chunk."""
+    cuts = {(m | 1) for m in (length // 3 + 5, length // 2 + 11, 3 * length // 4 - 3)}
     return sorted(m for m in cuts if 2 <= m < length)
 
 

@@ -56,6 +56,15 @@ def _render_text(console: Console, report: ProbeReport, target: Path) -> None:
         console.print(f"note: {note}")
     for attempt in info.get("blocked", []):
         console.print(f"[yellow]blocked:[/yellow] {attempt}")
+    details = {(r.status, r.detail) for r in report.results}
+    if len(details) == 1 and report.status in ("skipped", "error"):
+        # Nothing was measured: one line says why, instead of three identical table rows.
+        status, detail = details.pop()
+        console.print(f"{status}: {detail}", soft_wrap=True)
+        for finding in report.findings:
+            console.print(f"{finding.rule} {finding.severity.value}: {finding.message}")
+        console.print(f"probe verdict: {report.status}")
+        return
     table = Table(show_lines=True)
     for column in ("Condition", "Probe", "Status", "Measured", "Tolerance", "Detail"):
         table.add_column(column, overflow="fold")

@@ -1,0 +1,66 @@
+"""The bundled trainer's pgolf_scorer passes C1, C2 and C3, with and without the PPM mixture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.probes import run_probes
+
+TRAINER = Path(__file__).resolve().parents[1] / "pgolf" / "train_gpt.py"
+TINY = {
+    "VOCAB_SIZE": "96",
+    "NUM_LAYERS": "1",
+    "MODEL_DIM": "32",
+    "NUM_HEADS": "2",
+    "NUM_KV_HEADS": "1",
+    "MLP_MULT": "2",
+    "TRAIN_SEQ_LEN": "64",
+    "DEVICE": "cpu",
+}
+
+pytestmark = pytest.mark.skipif(
+    not TRAINER.is_file() or "def pgolf_scorer" not in TRAINER.read_text(),
+    reason="the bundled trainer has no pgolf_scorer yet",
+)
+
+
+def _shards(directory: Path) -> Path:
+    """A tiny val shard with repeated phrases, so that the PPM mixture really adapts."""
+    rng = np.random.default_rng(0)
+    phrases = [rng.integers(1, 96, size=rng.integers(3, 9)) for _ in range(12)]
+    tokens = np.concatenate([phrases[i] for i in rng.integers(0, 12, size=200)])[:600]
+    tokens[0] = 0
+    header = np.zeros(256, dtype="<i4")
+    header[:3] = (20240520, 1, len(tokens))
+    directory.mkdir(exist_ok=True)
+    (directory / "fineweb_val_000000.bin").write_bytes(
+        header.tobytes() + tokens.astype("<u2").tobytes()
+    )
+    return directory
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "extra", [{"PPM_ENABLED": "0"}, {"PPM_ENABLED": "1", "EVAL_STRIDE": "16"}], ids=["net", "ppm"]
+)
+def test_bundled_scorer_passes_every_probe(tmp_path: Path, extra: dict[str, str]) -> None:
+    report = run_probes(
+        TRAINER,
+        env={**TINY, **extra},
+        data_dir=_shards(tmp_path / "data"),
+        slice_len=384,
+        positions=8,
+        timeout_s=300,
+    )
+    statuses = {r.condition: (r.status, r.detail) for r in report.results}
+    assert all(s == "pass" for s, _ in statuses.values()), statuses
+    assert report.info["vocab_size"] == 96 and report.info["slice"]["real"]
+    c2 = next(r for r in report.results if r.condition == "C2")
+    assert c2.measured["batched"] is True
+    assert c2.measured["batch_vs_score_max_rel_deviation"] <= 1e-4
+    c3 = next(r for r in report.results if r.condition == "C3")
+    # With PPM the mixture adapts, so switching adaptation off must change later scores.
+    assert c3.measured["adapt_mask_changes_later_scores"] is (extra["PPM_ENABLED"] == "1")
