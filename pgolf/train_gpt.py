@@ -80,6 +80,7 @@ class Hyperparameters:
         self.train_batch_tokens = self._get("TRAIN_BATCH_TOKENS", 8192)
         self.grad_accum_steps = self._get("GRAD_ACCUM_STEPS", 1)
         self.warmup_steps = self._get("WARMUP_STEPS", 0)
+        self.lr_warmup_steps = self._get("LR_WARMUP_STEPS", 10)
         self.warmdown_frac = self._get("WARMDOWN_FRAC", 0.35)
         self.train_log_every = self._get("TRAIN_LOG_EVERY", 20)
         self.val_loss_every = self._get("VAL_LOSS_EVERY", 0)
@@ -94,7 +95,7 @@ class Hyperparameters:
         self.tied_embed_init_std = self._get("TIED_EMBED_INIT_STD", 0.005)
         # optimizers: Muon for 2-D block matrices, Adam for the embedding and vectors
         self.matrix_lr = self._get("MATRIX_LR", 0.04)
-        self.tied_embed_lr = self._get("TIED_EMBED_LR", 0.05)
+        self.tied_embed_lr = self._get("TIED_EMBED_LR", 0.03)
         self.scalar_lr = self._get("SCALAR_LR", 0.04)
         self.muon_momentum = self._get("MUON_MOMENTUM", 0.95)
         self.muon_momentum_warmup_start = self._get("MUON_MOMENTUM_WARMUP_START", 0.85)
@@ -208,7 +209,8 @@ def load_shard(path: str) -> np.ndarray:
 
 
 def shard_files(pattern: str) -> list[str]:
-    files = sorted(glob.glob(pattern))
+    # Byte sidecars (fineweb_val_bytes_*) also match fineweb_val_*.bin; they are not tokens.
+    files = [f for f in sorted(glob.glob(pattern)) if "_bytes_" not in os.path.basename(f)]
     if not files:
         raise FileNotFoundError(f"no shards match {pattern} (run `pgolf data` or set DATA_PATH)")
     return files
@@ -388,9 +390,10 @@ def quantize_state_dict(state: dict[str, Tensor], shape: dict[str, object]) -> d
     for name, t in state.items():
         t = t.detach().float().cpu()
         if t.ndim == 2 and t.numel() > KEEP_FLOAT_MAX_NUMEL:
-            scale = (t.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
-            quant[name] = torch.round(t / scale[:, None]).clamp(-127, 127).to(torch.int8)
-            scales[name] = scale.half()
+            # Quantize on the fp16-rounded scale so that dequantization lands on the same grid.
+            scale = (t.abs().amax(dim=1) / 127.0).clamp_min(2.0**-14).half()
+            quant[name] = torch.round(t / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
+            scales[name] = scale
         else:
             floats[name] = t.half()
     return {
@@ -780,7 +783,10 @@ def main() -> None:
     train_budget = args.max_wallclock_seconds - args.serialize_reserve_seconds
 
     def lr_scale(step: int) -> float:
-        # Linear warmdown over the last WARMDOWN_FRAC of whichever runs out first.
+        # Linear warmup, then linear warmdown over the last WARMDOWN_FRAC of whichever of
+        # ITERATIONS and the wallclock budget runs out first.
+        if step < args.lr_warmup_steps:
+            return (step + 1) / args.lr_warmup_steps
         progress = step / max(args.iterations, 1)
         if args.max_wallclock_seconds > 0:
             progress = max(progress, (time.perf_counter() - t_start) / max(train_budget, 1e-9))
@@ -860,6 +866,9 @@ def main() -> None:
         if args.train_log_every > 0 and (
             step <= 5 or step % args.train_log_every == 0 or step == args.iterations
         ):
+            if distributed:  # log the global batch's loss, not rank 0's share
+                dist.all_reduce(loss, op=dist.ReduceOp.SUM)
+                loss /= world
             log0(
                 f"step:{step}/{args.iterations} train_loss:{loss.item():.4f} "
                 f"train_time:{elapsed_ms:.0f}ms step_avg:{elapsed_ms / step:.2f}ms"

@@ -1,0 +1,222 @@
+"""Unit tests of the bundled trainer's pieces: windows, quantization, PPM, scorer protocol."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pgolf import train_gpt as tg
+
+TINY = {
+    "VOCAB_SIZE": 48,
+    "NUM_LAYERS": 1,
+    "MODEL_DIM": 32,
+    "NUM_HEADS": 2,
+    "NUM_KV_HEADS": 1,
+    "TRAIN_SEQ_LEN": 16,
+    "DEVICE": "cpu",
+    "SEED": 3,
+}
+
+
+def repetitive_tokens(n: int, vocab: int, seed: int = 0) -> np.ndarray:
+    """Tokens with repeated phrases, so that a PPM has something to learn."""
+    rng = np.random.default_rng(seed)
+    phrases = [rng.integers(2, vocab, size=rng.integers(3, 7)) for _ in range(4)]
+    out = [1]
+    while len(out) < n:
+        out.extend(phrases[int(rng.integers(0, 4))].tolist())
+        if rng.random() < 0.3:
+            out.append(int(rng.integers(0, vocab)))
+    return np.array(out[:n], dtype=np.int64)
+
+
+# -----------------------------
+# evaluation windows
+# -----------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    T=st.integers(2, 400), seq_len=st.integers(1, 40), stride=st.integers(0, 50)
+)  # fmt: skip
+def test_every_position_is_scored_once_with_causal_context(
+    T: int, seq_len: int, stride: int
+) -> None:
+    windows = tg.plan_windows(T, seq_len, stride)
+    scored = [p for _s, e, first in windows for p in range(first, e + 1)]
+    assert scored == list(range(1, T))  # each target once, in order (C4)
+    for start, end, first in windows:
+        assert 0 <= start < first <= end + 1 and end - start <= seq_len and end <= T - 1
+    # A window depends on positions only: a longer sequence plans the same contexts (C1).
+    longer = {first: start for start, _e, first in tg.plan_windows(T + 37, seq_len, stride)}
+    assert all(longer[first] == start for start, _e, first in windows)
+
+
+def test_sliding_windows_give_each_later_token_long_context() -> None:
+    for start, _end, first in tg.plan_windows(1000, 64, 16)[1:]:
+        assert first - start >= 64 - 16
+
+
+# -----------------------------
+# quantization
+# -----------------------------
+
+
+def test_int8_roundtrip_error_is_within_half_a_step_per_row() -> None:
+    torch.manual_seed(0)
+    state = {"w": torch.randn(96, 80) * torch.rand(96, 1), "g": torch.randn(7)}
+    obj = tg.quantize_state_dict(state, {"vocab_size": 1})
+    back = tg.dequantize_state_dict(obj)
+    step = obj["scales"]["w"].float()[:, None]
+    assert obj["quant"]["w"].dtype == torch.int8
+    assert torch.all((back["w"] - state["w"]).abs() <= step * 0.5 + 1e-6)
+    assert torch.allclose(back["g"], state["g"], atol=1e-2)
+
+
+def test_unknown_artifact_format_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown artifact format"):
+        tg.dequantize_state_dict({"format": "something_else"})
+
+
+# -----------------------------
+# PPM
+# -----------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    vocab=st.integers(2, 40),
+    order=st.integers(0, 4),
+    data=st.lists(st.integers(0, 39), min_size=1, max_size=120),
+)
+def test_ppm_distribution_sums_to_one_and_matches_the_fast_path(
+    vocab: int, order: int, data: list[int]
+) -> None:
+    hist = [v % vocab for v in data]
+    ppm = tg.PPM(vocab, order, lam_max=0.7, beta=2.0)
+    for t in range(len(hist)):
+        dist, lam = ppm.distribution(hist, t)
+        assert dist.shape == (vocab,) and np.all(dist > 0)
+        assert math.isclose(dist.sum(), 1.0, rel_tol=0, abs_tol=1e-12)
+        assert 0.0 <= lam < 1.0
+        for v in range(vocab):
+            p, lam_v = ppm.prob(hist, t, v)
+            assert lam_v == lam  # the weight does not depend on the candidate symbol
+            assert math.isclose(p, dist[v], rel_tol=1e-12)
+        ppm.update(hist, t)
+
+
+def test_ppm_learns_repeats_from_scored_tokens() -> None:
+    hist = [5, 6, 7, 8] * 30
+    ppm = tg.PPM(16, 3, lam_max=0.7, beta=2.0)
+    for t in range(len(hist) - 1):
+        ppm.update(hist, t)
+    p, lam = ppm.prob(hist, len(hist) - 1, hist[-1])
+    assert p > 0.9 and lam > 0.5
+
+
+# -----------------------------
+# scorer protocol
+# -----------------------------
+
+
+@pytest.fixture(scope="module")
+def scorer() -> tg.Scorer:
+    return tg.pgolf_scorer(None, **TINY)
+
+
+@pytest.fixture(scope="module")
+def ppm_scorer() -> tg.Scorer:
+    return tg.pgolf_scorer(None, PPM_ENABLED=1, PPM_ORDER=3, **TINY)
+
+
+def test_scorer_protocol_shape_and_units(scorer: tg.Scorer) -> None:
+    tokens = repetitive_tokens(50, 48)
+    out = scorer.score(tokens)
+    assert scorer.vocab_size == 48 and scorer.level == "token"
+    assert out.shape == (50,) and out.dtype == np.float64
+    assert np.isnan(out[0]) and np.all(np.isfinite(out[1:])) and np.all(out[1:] > 0)
+    # A fresh, untrained model is close to uniform: about ln(V) nats per token.
+    assert abs(np.mean(out[1:]) - math.log(48)) < 0.5
+
+
+def test_fresh_scorer_is_seeded(scorer: tg.Scorer) -> None:
+    tokens = repetitive_tokens(40, 48)
+    again = tg.pgolf_scorer(None, **TINY).score(tokens)
+    other = tg.pgolf_scorer(None, **{**TINY, "SEED": 4}).score(tokens)
+    np.testing.assert_array_equal(again, scorer.score(tokens))
+    assert not np.allclose(other[1:], again[1:])
+
+
+@pytest.mark.parametrize("which", ["scorer", "ppm_scorer"])
+def test_changing_a_later_token_leaves_earlier_scores_unchanged(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    s: tg.Scorer = request.getfixturevalue(which)
+    tokens = repetitive_tokens(70, 48)
+    base = s.score(tokens)
+    for t in (5, 16, 33, 69):
+        changed = tokens.copy()
+        changed[t:] = (changed[t:] + 7) % 48
+        out = s.score(changed)
+        np.testing.assert_allclose(out[1:t], base[1:t], rtol=0, atol=1e-9)
+        assert not np.allclose(out[t:], base[t:])
+
+
+@pytest.mark.parametrize("t", [1, 9, 37, 63])
+def test_ppm_mixture_sums_to_one_over_every_vocabulary_symbol(
+    ppm_scorer: tg.Scorer, t: int
+) -> None:
+    tokens = repetitive_tokens(64, 48, seed=1)
+    batch = np.repeat(tokens[None, :], 48, axis=0)
+    batch[:, t] = np.arange(48)
+    out = ppm_scorer.score_batch(batch)
+    mass = np.exp(-out[:, t])
+    assert abs(mass.sum() - 1.0) < 1e-5  # C2: one committed distribution over the vocabulary
+    # The realized token's row scores exactly what a plain call scores.
+    assert math.isclose(
+        out[tokens[t], t], ppm_scorer.score(tokens)[t], rel_tol=1e-12, abs_tol=1e-12
+    )
+
+
+def test_ppm_helps_on_repeats_and_scores_before_updating(ppm_scorer: tg.Scorer) -> None:
+    tokens = repetitive_tokens(300, 48, seed=2)
+    mixed = ppm_scorer.score(tokens)
+    plain = tg.pgolf_scorer(None, **TINY).score(tokens)
+    assert np.nanmean(mixed[150:]) < np.nanmean(plain[150:]) - 0.3
+    # C3: the score of x_t never depends on adapting on x_t or later: masking adaptation
+    # from position m on leaves every score up to and including m unchanged...
+    for m in (1, 100, 222):
+        mask = np.ones(300, dtype=bool)
+        mask[m:] = False
+        masked = ppm_scorer.score(tokens, adapt_mask=mask)
+        np.testing.assert_array_equal(masked[: m + 1], mixed[: m + 1])
+        # ...and changes later scores, so the mask is honoured.
+        assert not np.allclose(masked[m + 1 :], mixed[m + 1 :])
+
+
+def test_score_batch_rows_are_independent(ppm_scorer: tg.Scorer) -> None:
+    rows = np.stack([repetitive_tokens(40, 48, seed=s) for s in range(3)])
+    out = ppm_scorer.score_batch(rows)
+    for row, scores in zip(rows, out, strict=True):
+        np.testing.assert_allclose(scores, ppm_scorer.score(row), rtol=1e-6, equal_nan=True)
+
+
+def test_scorer_rejects_unknown_overrides_and_bad_tokens(scorer: tg.Scorer) -> None:
+    with pytest.raises(ValueError, match="NOT_A_KNOB"):
+        tg.pgolf_scorer(None, not_a_knob=1)
+    with pytest.raises(ValueError, match="token ids"):
+        scorer.score(np.array([1, 2, 48]))
+
+
+def test_bad_hyperparameter_names_the_variable() -> None:
+    with pytest.raises(ValueError, match=r"SEED='abc' is not a valid int"):
+        tg.Hyperparameters({"SEED": "abc"})
+    with pytest.raises(ValueError, match="NUM_KV_HEADS=3"):
+        tg.GPT(tg.Hyperparameters({**{k: str(v) for k, v in TINY.items()}, "NUM_KV_HEADS": "3"}))
