@@ -56,7 +56,7 @@ class PhaseModel:
     trace: Trace
     config: ConfigEvaluator
     val: TaintAnalysis
-    train_data: TaintAnalysis
+    train_data: TaintAnalysis  # paths/loaders of train shards (not values derived from them)
     files: dict[str, str] = field(default_factory=dict)  # file -> text
 
     # ------------------------------------------------------------------ locations
@@ -72,8 +72,9 @@ class PhaseModel:
         return (o.file, o.stmt.lineno) if o else None
 
     def statement_of(self, node: ast.AST) -> ast.stmt | None:
+        """The innermost statement holding `node` (traced or not)."""
         cur: ast.AST | None = node
-        while cur is not None and not (isinstance(cur, ast.stmt) and id(cur) in self.trace.by_stmt):
+        while cur is not None and not isinstance(cur, ast.stmt):
             cur = self.index.parent.get(id(cur))
         return cur if isinstance(cur, ast.stmt) else None
 
@@ -172,7 +173,7 @@ def build(
         trace=trace,
         config=cfg,
         val=TaintAnalysis(index, VAL_SOURCE),
-        train_data=TaintAnalysis(index, TRAIN_SOURCE),
+        train_data=TaintAnalysis(index, TRAIN_SOURCE, paths_only=True),
         files=texts,
     )
 

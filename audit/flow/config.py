@@ -241,6 +241,14 @@ class ConfigEvaluator:
                 )
                 if is_env:
                     return self._env(e.args, st, local)
+            if isinstance(f, ast.Name) and f.id == "getattr" and len(e.args) >= 2:
+                name = self._ev(e.args[1], st, local)
+                if not isinstance(name, str):
+                    return UNKNOWN
+                v = self._attr(name, st)
+                if v is UNKNOWN and len(e.args) > 2:
+                    return self._ev(e.args[2], st, local)
+                return v
             if isinstance(f, ast.Name) and f.id in ("int", "float", "bool", "str") and e.args:
                 v = self._ev(e.args[0], st, local)
                 if v is UNKNOWN:

@@ -35,6 +35,27 @@ _SCALAR_FUNCS = frozenset(
 _MUTATORS = frozenset(
     {"append", "extend", "copy_", "add_", "update", "insert", "put_", "index_copy_", "set_"}
 )
+_PATH_FUNCS = frozenset(
+    {
+        "join",
+        "glob",
+        "iglob",
+        "rglob",
+        "sorted",
+        "list",
+        "tuple",
+        "Path",
+        "str",
+        "format",
+        "replace",
+        "expanduser",
+        "resolve",
+        "abspath",
+        "realpath",
+        "fspath",
+        "PurePath",
+    }
+)
 _MAX_DEPTH = 14
 _MAX_CONTEXTS = 4000
 
@@ -93,9 +114,14 @@ def _base_name(t: ast.expr) -> str | None:
 class TaintAnalysis:
     """Taint for one source pattern over a ProgramIndex."""
 
-    def __init__(self, index: ProgramIndex, source: re.Pattern[str]) -> None:
+    def __init__(
+        self, index: ProgramIndex, source: re.Pattern[str], *, paths_only: bool = False
+    ) -> None:
         self.index = index
         self.source = source
+        # paths_only: library calls carry taint only when they build paths or file lists
+        # (train data *read* at eval, not values merely derived from training data)
+        self.paths_only = paths_only
         self.state = TaintState()
         self._cache: dict[tuple[str, frozenset[str], bool], FuncTaint] = {}
         self._active: set[tuple[str, frozenset[str], bool]] = set()
@@ -326,6 +352,9 @@ class TaintAnalysis:
         callee = self.index.resolve_call(e, file, fn)
         any_arg = any(pos) or any(kws.values())
         if callee is None:
+            if self.paths_only:
+                short = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                return short in _PATH_FUNCS and (any_arg or bool(recv))
             return any_arg or bool(recv)
         params = callee.params
         offset = 0
