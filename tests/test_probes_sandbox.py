@@ -87,6 +87,19 @@ def test_folder_target_finds_train_gpt_and_its_artifact(
     assert facts["artifact"].endswith("seed42/final_model.int8.ptz")
 
 
+def test_folder_target_runs_the_logged_configuration(tmp_path: Path) -> None:
+    (tmp_path / "train_gpt.py").write_text(INTROSPECT)
+    log = "print('src')\n" + "=" * 100 + "\nppm_enabled:1\nnum_layers:2\ndata_path:/x\n"
+    log += "device:cuda\nseed:42\nstep:1/10 train_loss:5.0 train_time:10ms step_avg:10ms\n"
+    (tmp_path / "train_seed42.log").write_text(log)
+    report = run_probes(tmp_path, timeout_s=60)
+    message = report.results[0].detail
+    env = json.loads(message[message.index("{") :])["env"]
+    assert {"PPM_ENABLED", "NUM_LAYERS"} <= set(env)
+    assert not {"DATA_PATH", "DEVICE", "SEED"} & set(env)
+    assert any("train_seed42.log" in note for note in report.info["notes"])
+
+
 def test_network_is_blocked_and_reported() -> None:
     report = run_probes(FIXTURES / "network_attempt.py", timeout_s=60)
     assert report.status == "pass"  # the scorer survives without the network

@@ -23,8 +23,9 @@ from pgolf.errors import InputError
 
 DEFAULT_SLICE = 512
 PROBES = (("C1", c1.NAME), ("C2", c2.NAME), ("C3", c3.NAME))
-# Logged hyperparameters that name paths or runs of the original machine: never passed on.
-_NOT_PASSED = {"DATA_PATH", "TOKENIZER_PATH", "RUN_ID", "SEED"}
+# Logged hyperparameters that name paths, runs or hardware of the original machine: never
+# passed on (they change where or how fast the scorer runs, not what it computes).
+_NOT_PASSED = {"DATA_PATH", "TOKENIZER_PATH", "RUN_ID", "SEED", "DEVICE", "COMPILE"}
 _ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 Progress = Callable[[str, int, int], None]
