@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -74,7 +75,7 @@ class LiveDisplay:
         if status in ("ok", "failed", "timeout", "skipped"):
             self.progress.stop_task(task)
 
-    def line_handler(self, seed: int):
+    def line_handler(self, seed: int) -> Callable[[str], None]:
         task = self.tasks[seed]
 
         def handle(line: str) -> None:

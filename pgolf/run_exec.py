@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from pgolf.logs import RunLog, parse_log
 
@@ -38,7 +39,9 @@ class SeedOutcome:
 class _Pump(threading.Thread):
     """Copies the child's output to the log file and to the line callback."""
 
-    def __init__(self, stream, log_file, on_line: Callable[[str], None] | None) -> None:
+    def __init__(
+        self, stream: IO[bytes], log_file: IO[bytes], on_line: Callable[[str], None] | None
+    ) -> None:
         super().__init__(daemon=True)
         self.stream = stream
         self.log_file = log_file
@@ -116,6 +119,7 @@ def run_seed(
             return SeedOutcome(
                 "failed", f"cannot start {cmd[0]}: {exc.strerror or exc}", None, 0.0, None
             )
+        assert proc.stdout is not None
         pump = _Pump(proc.stdout, log_file, on_line)
         pump.start()
         try:

@@ -28,7 +28,7 @@ from pgolf.caps import Caps, SeedCaps, check_seed, code_bytes, code_files
 from pgolf.errors import InputError, PgolfError
 from pgolf.logs import RunLog, parse_log
 from pgolf.run_display import LiveDisplay, render_summary
-from pgolf.run_exec import run_seed
+from pgolf.run_exec import SeedOutcome, run_seed
 from pgolf.run_state import (
     RunState,
     detect_hardware,
@@ -370,7 +370,7 @@ def _seed_finished(out: Path, record_status: str, seed: int) -> bool:
     return record_status == "ok" and (out / f"train_seed{seed}.log").is_file()
 
 
-def _fill_record(state: RunState, seed: int, outcome, out: Path) -> None:
+def _fill_record(state: RunState, seed: int, outcome: SeedOutcome, out: Path) -> None:
     record = state.record(seed)
     log: RunLog | None = outcome.log
     record.status = outcome.status
