@@ -169,6 +169,9 @@ def test_wrong_output_shape_is_a_protocol_error(tmp_path: Path) -> None:
 def test_child_environment_drops_proxies() -> None:
     env = child_environment(Path("/tmp/x"), {"ALL_PROXY": "p", "NUM_LAYERS": "2"})
     assert "ALL_PROXY" not in env and env["NUM_LAYERS"] == "2" and env["HOME"] == "/tmp/x"
+    assert env["CUDA_VISIBLE_DEVICES"] == ""  # CPU float32 unless asked otherwise
+    gpu = ScorerProcess(FIXTURES / "causal_legal.py", env={"CUDA_VISIBLE_DEVICES": "0"})
+    assert gpu.memory_mb is None and ScorerProcess(FIXTURES / "causal_legal.py").memory_mb
 
 
 def test_temp_dir_is_removed_after_close() -> None:
@@ -178,3 +181,13 @@ def test_temp_dir_is_removed_after_close() -> None:
         tmp = proc._tmp
         assert tmp is not None and tmp.exists()
     assert not tmp.exists()
+
+
+def test_progress_reports_every_request_up_to_the_planned_total() -> None:
+    seen: list[tuple[str, int, int]] = []
+    report = run_probes(
+        FIXTURES / "causal_legal.py", timeout_s=60, progress=lambda *a: seen.append(a)
+    )
+    assert len(seen) == report.info["score_calls"]
+    assert seen[-1][1] == seen[-1][2]  # done == total at the end
+    assert {label for label, _, _ in seen} == {"C1", "C2", "C3"}

@@ -127,6 +127,15 @@ def _findings(script: Path, results: list[ProbeResult], blocked: list[str]) -> l
     return findings
 
 
+def _planned_calls(slice_len: int, positions: int, *, batched: bool) -> int:
+    """Requests the probes will send (for the progress bar)."""
+    cuts = c3.cut_points(slice_len)
+    c1_calls = len(c1.change_positions(slice_len)) + len({slice_len // 2, *cuts})
+    sampled = len(c2.sample_positions(slice_len, positions))
+    checks = 2 * len(range(0, sampled, max(1, sampled // c2.BATCH_CHECK_POSITIONS)))
+    return 1 + c1_calls + len(cuts) + sampled + (checks if batched else 0)
+
+
 def run_probes(
     target: Path,
     *,
@@ -177,7 +186,7 @@ def run_probes(
         return ProbeReport(results, _findings(script, results, []), info)
 
     started = time.monotonic()
-    total = 1 + 8 + 2 * len(c3.cut_points(slice_len)) + positions + 2 * c2.BATCH_CHECK_POSITIONS
+    total = _planned_calls(slice_len, positions, batched=True)
     done = 0
 
     def tick(label: str) -> None:
@@ -204,6 +213,7 @@ def run_probes(
             info["blocked"] = proc.blocked
             return ProbeReport(results, _findings(script, results, proc.blocked), info)
         client = ScorerClient(proc, desc)
+        total = _planned_calls(slice_len, positions, batched=client.has_batch)
         info.update(vocab_size=client.vocab_size, level=client.level, batched=client.has_batch)
         piece = resolve_slice(client.vocab_size, client.level, length=slice_len, data_dir=data_dir)
         info["slice"] = {"source": piece.source, "tokens": len(piece.tokens), "real": piece.real}

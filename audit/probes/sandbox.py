@@ -53,6 +53,10 @@ def child_environment(workdir: Path, extra: Mapping[str, str] | None = None) -> 
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
+        # CPU float32 by default: bit-reproducible scores (the tolerances assume it) and no
+        # clash between CUDA's huge address-space reservations and RLIMIT_AS. A caller may
+        # pass CUDA_VISIBLE_DEVICES explicitly to probe on a GPU.
+        "CUDA_VISIBLE_DEVICES": "",
     }
     env.update({k: os.environ[k] for k in _KEPT_VARIABLES if k in os.environ})
     for key, value in (extra or {}).items():
@@ -98,7 +102,10 @@ class ScorerProcess:
         self.extra_env = dict(env or {})
         self.overrides = dict(overrides or {})
         self.timeout_s = float(timeout_s)
-        self.memory_mb = memory_mb
+        # The address-space cap is incompatible with CUDA, whose runtime reserves far more
+        # virtual memory than it uses.
+        gpu = bool(self.extra_env.get("CUDA_VISIBLE_DEVICES", "").strip())
+        self.memory_mb = None if gpu else memory_mb
         self.deadline = 0.0
         self.blocked: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
