@@ -194,7 +194,7 @@ class _Evaluator:
     def _call(self, node: ast.Call) -> object:
         func = node.func
         # Method calls on a value: "...".join([...]), payload.decode(), text.encode()
-        if isinstance(func, ast.Attribute) and func.attr in {"decode", "encode", "join"}:
+        if isinstance(func, ast.Attribute) and func.attr in _METHODS:
             name = self.qualname(func)
             if not (name and name in _DECODERS):
                 obj = self.eval(func.value)
@@ -294,6 +294,9 @@ class _Evaluator:
         return out
 
 
+_METHODS = frozenset({"decode", "encode", "join", "replace", "strip", "rstrip", "lstrip"})
+
+
 def _method(obj: object, attr: str, args: list[object]) -> object:
     if attr == "decode" and isinstance(obj, bytes):
         enc = args[0] if args and isinstance(args[0], str) else "utf-8"
@@ -301,6 +304,12 @@ def _method(obj: object, attr: str, args: list[object]) -> object:
             return obj.decode(enc)
         except (UnicodeDecodeError, LookupError):
             raise _PayloadError("payload is not valid text") from None
+    if attr == "replace" and isinstance(obj, str | bytes) and len(args) == 2:
+        old, new = args
+        if isinstance(old, type(obj)) and isinstance(new, type(obj)):
+            return obj.replace(old, new)  # type: ignore[arg-type]
+    if attr in {"strip", "rstrip", "lstrip"} and isinstance(obj, str | bytes) and not args:
+        return getattr(obj, attr)()
     if attr == "encode" and isinstance(obj, str):
         return obj.encode("utf-8")
     if (

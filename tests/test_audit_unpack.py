@@ -143,3 +143,11 @@ def test_roundtrip_any_text_any_depth(body: str, depth: int) -> None:
 def test_never_raises_on_arbitrary_text(text: str) -> None:
     out = unpack_source(text)
     assert isinstance(out.text, str)
+
+
+def test_multiline_payload_with_newlines_stripped() -> None:
+    enc = base64.b85encode(lzma.compress(INNER.encode())).decode()
+    lines = "\n".join(enc[i : i + 50] for i in range(0, len(enc), 50))
+    src = f'import lzma,base64\n_b=b"""\n{lines}\n"""\nexec(lzma.decompress(base64.b85decode(_b.replace(b"\\n",b""))).decode("utf-8"))\n'
+    out = unpack_source(src)
+    assert out.text == INNER and out.problems == []
