@@ -298,12 +298,16 @@ class _Parser:
         if _STOPPING.match(line):
             self._stopping(line)
             return
-        if self._metric(line, number):
+        # Cheap substring tests first: multi-GB logs are mostly lines none of these match.
+        low = line.lower()
+        if "val_bpb" in low and self._metric(line, number):
             return
-        if self._sizes(line):
+        if ("bytes" in low or low.startswith("budget")) and self._sizes(line):
             return
-        self._times(line)
-        self._pairs(line)
+        if "total" in low:
+            self._times(line)
+        if ":" in line or "=" in line:
+            self._pairs(line)
 
     def _progress(self, progress: Progress, line: str) -> None:
         self.log.steps = progress.step

@@ -269,3 +269,23 @@ def test_metric_names_stop_at_key_value_tokens() -> None:
     assert names == ["final_sliding_window_eval_exact", "ttt_sliding:done", "FINAL_METRIC"]
     assert log.metrics[1].eval_time_s == pytest.approx(409.8)
     assert log.val_bpb == pytest.approx(1.10212542)
+
+
+def test_big_log_is_parsed_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "big.log"
+    noise = b"noise " + b"y" * 2000 + b"\n"
+    with path.open("wb") as handle:
+        handle.write(b"seed:9\n")
+        for _ in range(12_000):  # ~24 MB, more than the embedded-source cap
+            handle.write(noise)
+        handle.write(b"final_a_exact val_loss:2.00000000 val_bpb:1.25000000\n")
+    tracemalloc.start()
+    try:
+        log = parse_log(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert log.val_bpb == 1.25 and log.seed == 9
+    assert peak < path.stat().st_size / 2
