@@ -56,6 +56,11 @@ _BLOCK_KV = re.compile(r"^\s+([A-Za-z_][\w.\-]*)\s*[:=]\s?(.*)$")
 _BLOCK_START = re.compile(r"^-*\s*Hyperparameters\s*:?\s*-*$", re.IGNORECASE)
 _SEED_IN_NAME = re.compile(r"(?:^|[^a-z0-9])seed[_\-]?(\d+)", re.IGNORECASE)
 _SEED_LOG_NAME = re.compile(r"(?:^|[_\-])log[_\-](\d+)\.\w+$", re.IGNORECASE)
+# torchrun / glog / NCCL lines printed on stderr before the script's own output.
+_LAUNCHER_NOISE = re.compile(
+    r"^(?:[WIEF]\d{4} \d\d:\d\d|\*{5,}\s*$|Setting OMP_NUM_THREADS|\[[WIE]\d{3,4} |\[rank\d+\]"
+    r"|\[\d{4}-\d\d-\d\d |NCCL |\s+warnings\.warn|\S+\.py:\d+: \w*Warning)"
+)
 _PY_HINT = re.compile(r"^(?:import |from \S+ import |def |class |\"\"\"|#!|# |@)")
 
 
@@ -103,6 +108,7 @@ class RunLog:
     total_steps: int | None = None
     last_train_loss: float | None = None
     n_lines: int = 0
+    source_start_line: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """The per-run fields of the audit JSON `runs` list."""
@@ -223,9 +229,11 @@ class _Parser:
 
     def _feed_preamble(self, line: str) -> None:
         if _is_separator(line):
-            text = "\n".join(text for _, text in self._pending_items())
+            skip = _launcher_noise_prefix(self.pending)
+            text = "\n".join(self.pending[skip:])
             if text.strip() and _looks_like_python(text):
                 self._set_source(text, capped=self.source_capped)
+                self.log.source_start_line = self.lineno - len(self.pending) + skip
                 self.log.source_end_line = self.lineno
                 self.pending = []
                 self.state = "body"
@@ -254,6 +262,8 @@ class _Parser:
             self._body(text, number)
 
     def _feed_source(self, line: str) -> None:
+        if self.log.source_start_line is None:
+            self.log.source_start_line = self.lineno
         if _is_separator(line):
             self._set_source("\n".join(self.source), capped=self.source_capped)
             self.log.source_end_line = self.lineno
@@ -467,6 +477,16 @@ def _final_eval_time(metrics: list[Metric]) -> float | None:
             if metric.name.split()[0] == base.split()[0] and metric.eval_time_s is not None:
                 return metric.eval_time_s
     return None
+
+
+def _launcher_noise_prefix(lines: list[str]) -> int:
+    """How many leading lines are launcher noise (torchrun/NCCL warnings), not source."""
+    count = 0
+    for line in lines:
+        if line.strip() and not _LAUNCHER_NOISE.match(line):
+            break
+        count += 1
+    return count
 
 
 def _looks_like_python(text: str) -> bool:

@@ -289,3 +289,12 @@ def test_big_log_is_parsed_in_bounded_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert log.val_bpb == 1.25 and log.seed == 9
     assert peak < path.stat().st_size / 2
+
+
+def test_launcher_warnings_before_the_source_are_not_source() -> None:
+    log = parse_log(FIXTURES / "torchrun_seed3.log")
+    assert log.embedded_source is not None
+    assert log.embedded_source.startswith('"""A trainer launched by torchrun')
+    assert log.source_start_line == 7
+    assert log.source_end_line == 11
+    assert log.seed == 3 and log.val_bpb == pytest.approx(1.2)
