@@ -135,15 +135,29 @@ def tolerant_parse(text: str, max_repairs: int = 40) -> ast.Module | None:
     return None
 
 
+_WALK_CACHE: dict[int, tuple[ast.AST, list[ast.AST]]] = {}
+_STOP = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
 def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
-    """ast.walk that does not descend into nested function/class definitions."""
+    """ast.walk that does not descend into nested function/class definitions (memoized)."""
+    hit = _WALK_CACHE.get(id(node))
+    if hit is not None and hit[0] is node:
+        return iter(hit[1])
+    out: list[ast.AST] = []
     stack = list(ast.iter_child_nodes(node))
     while stack:
         n = stack.pop()
-        yield n
-        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+        out.append(n)
+        if isinstance(n, _STOP):
             continue
         stack.extend(ast.iter_child_nodes(n))
+    if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.For | ast.While):
+        if len(_WALK_CACHE) > 50_000:
+            _WALK_CACHE.clear()
+        # the node itself is kept in the value, so its id cannot be reused while cached
+        _WALK_CACHE[id(node)] = (node, out)
+    return iter(out)
 
 
 @dataclass
@@ -181,6 +195,7 @@ class Program:
             mod = Func(file, "<module>", f"{file}:<module>", tree)
             self._add(mod)
             self._collect(file, tree, "", mod)
+        self._flow: dict[int, list[ast.AST]] = {}
         self.children: dict[int, list[Func]] = {}
         self.callers: dict[str, list[Func]] = {}
         for f in self.funcs:
@@ -210,6 +225,14 @@ class Program:
                 self._collect(file, child, f"{prefix}{child.name}.", parent)
             else:
                 self._collect(file, child, prefix, parent)
+
+    def flow_nodes(self, f: Func) -> list[ast.AST]:
+        """The nodes of `f` through which values flow (assignments, loops, calls, returns)."""
+        key = id(f.node)
+        hit = self._flow.get(key)
+        if hit is None:
+            hit = self._flow[key] = [n for n in walk_no_defs(f.node) if isinstance(n, _FLOW_NODES)]
+        return hit
 
     def callees(self, call: ast.Call) -> list[Func]:
         name = call_name(call)
@@ -274,6 +297,18 @@ def mentions(nodes: Iterable[ast.AST], names: set[str]) -> bool:
                 return True
     return False
 
+
+_FLOW_NODES = (
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.NamedExpr,
+    ast.For,
+    ast.AsyncFor,
+    ast.withitem,
+    ast.Call,
+    ast.Return,
+)
 
 SeedFn = Callable[[ast.AST, "Taint", Func], bool]
 
@@ -401,11 +436,11 @@ class Taint:
 
     def _run(self, f: Func) -> bool:
         changed = False
-        body = f.node
+        relevant = self.program.flow_nodes(f)
         for _ in range(3):  # local fixpoint for loops
             local_change = False
             names = self.tainted_names(f)
-            for n in walk_no_defs(body):
+            for n in relevant:
                 written: list[str] = []
                 if isinstance(n, ast.Assign):
                     if self._expr(n.value, f, names):

@@ -48,7 +48,12 @@ _TARGET_NAMES = frozenset(
 
 
 def _is_target_name(name: str) -> bool:
-    return name in _TARGET_NAMES
+    low = name.lower()
+    return (
+        low in _TARGET_NAMES
+        or low.startswith(("tgt_", "target_", "targets_"))
+        or low.endswith(("_tgt", "_tgts", "_target", "_targets"))
+    )
 
 
 def _plus_one(node: ast.AST | None) -> bool:
@@ -162,6 +167,13 @@ class ScoringModel:
         # back to name-based call sites under config guards that are not switched off.
         return own
 
+    def live(self, f: Func, node: ast.AST) -> bool:
+        """`node` is not under a guard inside `f` that the effective configuration switches off."""
+        try:
+            return bool(self.reach._live(node, f))
+        except Exception:
+            return True
+
     def functions(self) -> Iterator[Func]:
         for f in self.program.funcs:
             if self.reached(f):
@@ -249,7 +261,7 @@ def _int_list(node: ast.AST) -> bool:
     return (
         len(vals) == len(node.elts)
         and all(isinstance(v, int) and not isinstance(v, bool) for v in vals)
-        and max(abs(v) for v in vals) >= 31
+        and max(abs(v) for v in vals) >= 1000
     )
 
 

@@ -39,7 +39,9 @@ class NonCausalAttention(Rule):
 
     ## Why is this bad?
     Without a causal mask every position attends to later tokens, including the token it is
-    scored on: the score of x_t then depends on x_t and its future (C1).
+    scored on: the score of x_t then depends on x_t and its future (C1). It is a warning for
+    review: a bidirectional model scored through a proper bound on masked inputs (a
+    diffusion ELBO) does not see the tokens it scores.
 
     ## Illegal example
     ```python
@@ -68,7 +70,9 @@ class NonCausalAttention(Rule):
     id = "PG401"
     name = "non-causal-attention"
     condition = "C1"
-    severity = Severity.ERROR
+    # A review, not a verdict: bidirectional models scored through a proper bound on masked
+    # inputs (e.g. a diffusion ELBO) never see the tokens they score.
+    severity = Severity.WARNING
     message = "attention called without a causal mask: `{expr}`"
 
     def check(self, ctx: object) -> Iterable[Finding]:
@@ -82,7 +86,7 @@ class NonCausalAttention(Rule):
                 flag = kws.get("is_causal", kws.get("causal"))
                 if not (isinstance(flag, ast.Constant) and flag.value is False):
                     continue
-                if "attn_mask" in kws or len(n.args) >= 4:
+                if "attn_mask" in kws or len(n.args) >= 4 or not model.live(f, n):
                     continue
                 yield self.finding(
                     file=f.file,
@@ -244,7 +248,9 @@ class RealizedTokenFeatureGate(Rule):
                     stores = _position_stores(node.body, index, derived)
                     if not stores:
                         continue
-                    if not _token_sequence(_sequence_of(loop), model, f):
+                    if not _token_sequence(_sequence_of(loop), model, f) or not model.live(f, node):
+                        continue
+                    if _switched_off(f, model):
                         continue
                     yield self.finding(
                         file=f.file,
@@ -253,6 +259,89 @@ class RealizedTokenFeatureGate(Rule):
                         evidence=f"{expr_text(node.test, src)} -> {expr_text(stores[0], src, 80)}",
                         expr=expr_text(node.test, src, 80),
                     )
+
+
+def _switched_off(f: Func, model: ScoringModel) -> bool:
+    """The gated predictions are only ever used past a threshold the configuration makes
+    unreachable (a probability compared with a value above 1, e.g. `TAU=99`)."""
+    ev = getattr(model.reach, "evaluator", None)
+    if ev is None:
+        return False
+    uses = 0
+    for g in model.program.funcs:
+        for call in walk_no_defs(g.node):
+            if not (isinstance(call, ast.Call) and call_name(call) == f.name):
+                continue
+            if not _same_class_receiver(call, f, g):
+                continue
+            stmt = _assign_of(g, call)
+            if stmt is None:
+                return False
+            outs = {n for t in stmt.targets for n in _names(t)}
+            for cmp in walk_no_defs(g.node):
+                if not (
+                    isinstance(cmp, ast.Compare)
+                    and len(cmp.ops) == 1
+                    and isinstance(cmp.ops[0], ast.Gt | ast.GtE)
+                    and mentions([cmp.left], outs)
+                ):
+                    continue
+                uses += 1
+                if not _above_one(cmp.comparators[0], g, model, ev):
+                    return False
+    return uses > 0
+
+
+def _same_class_receiver(call: ast.Call, f: Func, g: Func) -> bool:
+    """For a method, the call's receiver is an instance of the method's class (`x = Cls()`)."""
+    parts = f.qualname.split(".")
+    if len(parts) < 2 or not isinstance(call.func, ast.Attribute):
+        return True
+    cls = parts[-2]
+    recv = call.func.value
+    if isinstance(recv, ast.Name) and recv.id == "self":
+        return True
+    if not isinstance(recv, ast.Name):
+        return True
+    for stmt in walk_no_defs(g.node):
+        if (
+            isinstance(stmt, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == recv.id for t in stmt.targets)
+            and isinstance(stmt.value, ast.Call)
+        ):
+            return call_name(stmt.value) == cls
+    return True
+
+
+def _names(target: ast.AST) -> list[str]:
+    if isinstance(target, ast.Tuple | ast.List):
+        return [n for e in target.elts for n in _names(e)]
+    return [target.id] if isinstance(target, ast.Name) else []
+
+
+def _assign_of(g: Func, call: ast.Call) -> ast.Assign | None:
+    for stmt in walk_no_defs(g.node):
+        if isinstance(stmt, ast.Assign) and any(sub is call for sub in ast.walk(stmt.value)):
+            return stmt
+    return None
+
+
+def _above_one(expr: ast.AST, g: Func, model: ScoringModel, ev: object) -> bool:
+    """Every value the threshold takes (through g's call sites) is above 1."""
+    if isinstance(expr, ast.Call) and expr.args:  # np.float32(tau)
+        expr = expr.args[0]
+    values: list[object] = []
+    if isinstance(expr, ast.Name) and expr.id in g.params:
+        for h in model.program.funcs:
+            for call in walk_no_defs(h.node):
+                if isinstance(call, ast.Call) and call_name(call) == g.name:
+                    kw = next((k.value for k in call.keywords if k.arg == expr.id), None)
+                    if kw is None:
+                        return False
+                    values.append(ev.value_of(kw))  # type: ignore[attr-defined]
+    else:
+        values.append(ev.value_of(expr))  # type: ignore[attr-defined]
+    return bool(values) and all(isinstance(v, int | float) and v > 1.0 for v in values)
 
 
 def _derived_in_loop(loop: ast.For, elem: str) -> set[str]:

@@ -33,7 +33,11 @@ def _is_hash_mult(node: ast.BinOp, tables: frozenset[str]) -> bool:
     if not isinstance(node.op, ast.Mult):
         return False
     for side in (node.left, node.right):
-        if isinstance(side, ast.Constant) and isinstance(side.value, int) and abs(side.value) >= 31:
+        if (
+            isinstance(side, ast.Constant)
+            and isinstance(side.value, int)
+            and abs(side.value) >= 1000
+        ):
             return True
         if (
             isinstance(side, ast.Call)
@@ -176,7 +180,7 @@ class TargetKeyedHashCache(Rule):
                     key = n.slice
                 elif isinstance(n, ast.Call) and call_name(n) == "get" and n.args:
                     key = n.args[0]
-                if key is None or not keys.is_tainted(key, f):
+                if key is None or not keys.is_tainted(key, f) or not model.live(f, n):
                     continue
                 spot = (f.file, n.lineno)
                 if spot in seen:
@@ -351,7 +355,7 @@ class TokenProbabilityByteSpread(Rule):
             flowed = local_flow(f, start) if start else set()
             local = _inside_exp(f, n) or (flowed and mentions(list(_exp_args(f)), flowed))
             handed_on = bool(flowed) and _returns_any(f, flowed) and len(exp_in - {id(f.node)}) > 0
-            if not (local or handed_on):
+            if not (local or handed_on) or not model.live(f, n):
                 continue
             src = model.sources.get(f.file, "")
             if True:
@@ -484,6 +488,8 @@ class RealizedTokenGate(Rule):
                 if test is None or not _realized_test(test, model, f):
                     continue
                 if isinstance(n, ast.If) and not _assigns(n, names.get(id(f.node), set())):
+                    continue
+                if not model.live(f, n):
                     continue
                 yield self.finding(
                     file=f.file,

@@ -57,25 +57,10 @@ def _rescoring(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
                 yield stmt, f"scores in `{name}` from the loop at line {first.lineno} are replaced"
         for name, stmt in here:
             written.setdefault(name, stmt)
-    # 2. An accumulated score is taken back out and replaced (`loss - old + new`, `loss -= old`).
+    # 2. Part of an accumulated score is taken back out and replaced (`total - old + new`).
     for n in walk_no_defs(f.node):
-        if isinstance(n, ast.AugAssign) and isinstance(n.op, ast.Sub):
-            if model.tlp.is_tainted(n.value, f) and model.tlp.is_tainted(n.target, f):
-                yield n, "an accumulated score is subtracted"
-        elif isinstance(n, ast.Assign) and isinstance(n.value, ast.BinOp):
-            names = {t for tg in n.targets for t in target_names(tg)}
-            sub = _subtraction_of_own(n.value, names)
-            if (
-                sub is not None
-                and model.tlp.is_tainted(sub, f)
-                and model.tlp.is_tainted(n.value, f)
-            ):
-                yield n, "an accumulated score is subtracted and re-added"
-            elif _swap(n.value, model, f):
-                yield (
-                    n,
-                    "part of a score total is swapped for a rescored part (`total - old + new`)",
-                )
+        if isinstance(n, ast.Assign) and _swap(n.value, model, f):
+            yield n, "part of a score total is swapped for a rescored part (`total - old + new`)"
 
 
 def _swap(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
@@ -89,18 +74,6 @@ def _swap(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
     if any(isinstance(p, ast.Constant) for p in parts):
         return False
     return all(model.tlp.is_tainted(p, f) for p in parts)
-
-
-def _subtraction_of_own(expr: ast.BinOp, names: set[str]) -> ast.AST | None:
-    """In `x = x - old + new`, return `old` (the part taken out of x itself)."""
-    for node in ast.walk(expr):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
-            left = node.left
-            while isinstance(left, ast.BinOp):
-                left = left.left
-            if isinstance(left, ast.Name) and left.id in names:
-                return node.right
-    return None
 
 
 def _best_of(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
@@ -218,7 +191,7 @@ class MultipleScoringPasses(Rule):
             src = model.sources.get(f.file, "")
             for node, why in [*_rescoring(f, model), *_best_of(f, model)]:
                 spot = (f.file, node.lineno)
-                if spot in seen:
+                if spot in seen or not model.live(f, node):
                     continue
                 seen.add(spot)
                 yield self.finding(
