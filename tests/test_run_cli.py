@@ -56,6 +56,7 @@ def test_three_seeds_produce_every_output(
         "999": "ok",
     }
     assert run_state["script_sha256"] and run_state["data"]["fingerprint"]
+    assert run_state["command"][:5] == ["pgolf", "run", "--seeds", "42", "314"]
     assert run_state["env"]["DATA_PATH"] == str(data_dir.resolve())
     assert (out / "train_gpt.py").read_bytes() == FAKE.read_bytes()
     for seed in (42, 314, 999):

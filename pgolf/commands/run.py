@@ -41,6 +41,28 @@ def _floats(text: str | None) -> list[float]:
     return values
 
 
+def _recorded_command(
+    seeds: list[int],
+    out: Path | None,
+    script: Path | None,
+    data: Path | None,
+    env_pairs: tuple[str, ...],
+    nproc: int,
+) -> list[str]:
+    """The command line to record in run.json: argv when run as `pgolf run`, else rebuilt."""
+    if len(sys.argv) > 1 and sys.argv[1] == "run":
+        return ["pgolf", *sys.argv[1:]]
+    command = ["pgolf", "run", "--seeds", *map(str, seeds)]
+    for flag, value in (("--script", script), ("--data", data), ("--out", out)):
+        if value is not None:
+            command += [flag, str(value)]
+    if nproc != 1:
+        command += ["--nproc", str(nproc)]
+    for pair in env_pairs:
+        command += ["--env", pair]
+    return command
+
+
 @click.command(
     "run",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
@@ -280,9 +302,7 @@ def command(
         github_id=github_id,
         name=name,
         track=track,
-        command=["pgolf", *sys.argv[1:]]
-        if sys.argv and "pgolf" in Path(sys.argv[0]).name
-        else ["pgolf", "run"],
+        command=_recorded_command(seed_list, out, script, data, env_pairs, nproc),
         audit=audit,
     )
     report = run(config, Console())
