@@ -249,8 +249,8 @@ def command(
     per condition of the challenge rules. Exit code: 0 if nothing at or above --fail-on,
     1 if findings, 2 if a folder could not be audited.
 
+    \b
     Example:
-
         pgolf audit records/track_10min_16mb/* --format md --write-md audits/
     """
     from audit.engine import audit_folder
