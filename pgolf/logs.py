@@ -87,7 +87,12 @@ class Progress:
 
 @dataclass
 class RunLog:
-    """Everything the parser recovered from one log; missing facts are None."""
+    """Everything the parser recovered from one log; missing facts are None.
+
+    `hyperparams` holds the configuration dump printed before training starts (the first
+    occurrence of a key wins); `late_params` the key:value lines printed after it (runtime
+    measurements such as tokens_per_s, and eval-time settings), which differ between seeds.
+    """
 
     path: Path | None = None
     seed: int | None = None
@@ -109,6 +114,7 @@ class RunLog:
     last_train_loss: float | None = None
     n_lines: int = 0
     source_start_line: int | None = None
+    late_params: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The per-run fields of the audit JSON `runs` list."""
@@ -204,6 +210,7 @@ class _Parser:
         self.source_capped = False
         self.in_block = False
         self.expect_source = False
+        self.training_started = False
         self.stop_train_time: float | None = None
         self.step_train_time: float | None = None
         self.explicit_train: float | None = None
@@ -303,21 +310,26 @@ class _Parser:
             return
         progress = parse_progress(line)
         if progress is not None:
+            self.training_started = True
             self._progress(progress, line)
             return
         if _STOPPING.match(line):
+            self.training_started = True
             self._stopping(line)
             return
         # Cheap substring tests first: multi-GB logs are mostly lines none of these match.
         low = line.lower()
         if "val_bpb" in low and self._metric(line, number):
+            self.training_started = True
             return
         if ("bytes" in low or low.startswith("budget")) and self._sizes(line):
             return
         if "total" in low:
             self._times(line)
         if ":" in line or "=" in line:
-            self._pairs(line)
+            # Only the dump before training is configuration; later key:value lines are
+            # mostly measurements (tokens_per_s, peak memory, ...) that differ per seed.
+            self._pairs(line, self.log.late_params if self.training_started else None)
 
     def _progress(self, progress: Progress, line: str) -> None:
         self.log.steps = progress.step
@@ -394,7 +406,8 @@ class _Parser:
         if evaluation:
             self.explicit_eval = _seconds(evaluation.group(1), evaluation.group(2))
 
-    def _pairs(self, line: str) -> None:
+    def _pairs(self, line: str, target: dict[str, str] | None = None) -> None:
+        into = self.log.hyperparams if target is None else target
         tokens = line.split()
         if not tokens or len(tokens) > 500:
             return
@@ -402,13 +415,13 @@ class _Parser:
         if all(pairs):
             for pair in pairs:
                 assert pair is not None
-                self.log.hyperparams.setdefault(pair.group(1), pair.group(2))
+                into.setdefault(pair.group(1), pair.group(2))
             return
         if len(tokens) >= 2 and tokens[0].endswith(":") and _KV_TOKEN.match(tokens[0]) is None:
             # `seed: 42` style single pair outside an indented block.
             key = tokens[0][:-1]
             if re.fullmatch(r"[A-Za-z_][\w.\-]*", key) and len(tokens) == 2:
-                self.log.hyperparams.setdefault(key, tokens[1])
+                into.setdefault(key, tokens[1])
 
     def finish(self) -> RunLog:
         if self.state == "preamble":

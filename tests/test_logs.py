@@ -298,3 +298,16 @@ def test_launcher_warnings_before_the_source_are_not_source() -> None:
     assert log.source_start_line == 7
     assert log.source_end_line == 11
     assert log.seed == 3 and log.val_bpb == pytest.approx(1.2)
+
+
+def test_key_values_after_training_started_are_not_configuration() -> None:
+    log = parse_log_text(
+        "seed:1\niterations:200\n"
+        "step:1/200 train_loss:6.9 train_time:10ms step_avg:10.00ms\n"
+        "train_loop_time:8224ms steps:200 tokens_per_s:249\n"
+        "final_eval_mode:sliding_window stride:64\n"
+        "final_x_exact val_loss:2.0 val_bpb:1.0\n"
+    )
+    assert log.hyperparams == {"seed": "1", "iterations": "200"}
+    assert log.late_params["tokens_per_s"] == "249"
+    assert log.late_params["final_eval_mode"] == "sliding_window"
