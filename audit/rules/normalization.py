@@ -9,6 +9,7 @@ of the target's token probability, a mixing gate chosen from the target's own pr
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Iterator
 
 from audit.model import Finding, Rule, Severity, register
@@ -23,6 +24,7 @@ from audit.pyast import (
     walk_no_defs,
 )
 from audit.rules._scoring import ScoringModel, analyze
+from audit.unpack import classify_lang
 
 _EXP_CALLS = frozenset({"exp", "exp2", "expm1", "logaddexp", "logaddexp2", "pow"})
 _RANGE_CALLS = frozenset({"arange", "range", "linspace"})
@@ -330,6 +332,7 @@ class TokenProbabilityByteSpread(Rule):
 
     def check(self, ctx: object) -> Iterable[Finding]:
         model = analyze(ctx)  # type: ignore[arg-type]
+        yield from self._native(model)
         seeds = [
             (f, n)
             for f in model.functions()
@@ -367,6 +370,49 @@ class TokenProbabilityByteSpread(Rule):
                     expr=expr_text(n, src, 80),
                 )
 
+    def _native(self, model: ScoringModel) -> Iterator[Finding]:
+        """The same spread written in C/CUDA source that the Python side compiles and calls
+        with the realized tokens' losses."""
+        for rel, tree in model.program.trees.items():
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                    continue
+                text = node.value
+                if len(text) < 200 or classify_lang(text) is None:
+                    continue
+                for m in _C_SPREAD.finditer(text):
+                    divisor = m.group("den")
+                    if not re.search(rf"\b{re.escape(divisor)}\s*=[^;]*\blens?\b", text):
+                        continue
+                    if not _native_called_with_scores(text, model):
+                        continue
+                    line = node.lineno + text.count("\n", 0, m.start())
+                    yield self.finding(
+                        file=rel,
+                        line=line,
+                        function=None,
+                        evidence=m.group(0),
+                        expr=m.group(0),
+                    )
+
+
+_C_SPREAD = re.compile(
+    r"(?P<lhs>\w+)\s*=\s*-?\s*(?P<arr>\w+)\s*\[\s*\w+\s*\]\s*/\s*(?:\(\s*(?:double|float)\s*\)\s*)?(?P<den>\w+)\s*;"
+)
+_C_FUNC = re.compile(r"\b(?:int|double|float|void|int64_t)\s+(\w+)\s*\(")
+
+
+def _native_called_with_scores(c_text: str, model: ScoringModel) -> bool:
+    """Some reached Python code calls a function the C text defines."""
+    names = set(_C_FUNC.findall(c_text))
+    for f in model.functions():
+        for n in walk_no_defs(f.node):
+            # The arrays often travel through files between ranks, so the call itself (by a
+            # reached function, under live guards) is the evidence that the C scorer runs.
+            if isinstance(n, ast.Call) and call_name(n) in names and model.live(f, n):
+                return True
+    return False
+
 
 def _gate_names(model: ScoringModel) -> dict[int, set[str]]:
     """Per function, names assigned under a branch on the realized token's own probability."""
@@ -386,9 +432,15 @@ def _gate_names(model: ScoringModel) -> dict[int, set[str]]:
 
 
 def _realized_test(test: ast.AST, model: ScoringModel, f: Func) -> bool:
-    return isinstance(test, ast.Compare | ast.BoolOp | ast.UnaryOp) and model.tlp.is_tainted(
-        test, f
-    )
+    """The test compares the realized token's probability (or loss) with something."""
+    for cmp in ast.walk(test):
+        if not isinstance(cmp, ast.Compare):
+            continue
+        if any(isinstance(op, ast.Is | ast.IsNot | ast.In | ast.NotIn) for op in cmp.ops):
+            continue
+        if any(model.tlp.is_tainted(side, f) for side in [cmp.left, *cmp.comparators]):
+            return True
+    return False
 
 
 def _gate_seed(expr: ast.AST, model: ScoringModel, f: Func, names: dict[int, set[str]]) -> bool:
