@@ -31,7 +31,6 @@ def _rule_descriptor(rule_id: str) -> dict[str, Any]:
         "shortDescription": {"text": doc.summary or cls.name},
         "fullDescription": {"text": doc.sections.get("What it does", doc.summary) or cls.name},
         "help": {"text": doc.sections.get("Why is this bad?", doc.summary), "markdown": help_md},
-        "helpUri": f"docs/rules/{cls.id}.md",
         "defaultConfiguration": {"level": LEVEL[cls.severity]},
         "properties": {"condition": cls.condition, "tags": [cls.condition]},
     }
