@@ -236,3 +236,27 @@ def test_probe_failure_is_reported_not_raised(
     monkeypatch.setattr(probes, "run_probes", broken)
     report = audit_folder(record, probe=True)
     assert "sandbox unavailable" in report.probes["error"]
+
+
+def test_audit_runs_without_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('torch is not installed')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from pathlib import Path\n"
+        "from audit.engine import audit_folder\n"
+        "from audit.report import to_json, to_markdown, to_sarif\n"
+        "import pgolf.commands.audit\n"
+        f"r = audit_folder(Path({str(CLEAN)!r}))\n"
+        "to_markdown(r); to_sarif([r]); to_json(r)\n"
+        "print(r.verdict)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "pass"
