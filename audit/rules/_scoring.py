@@ -124,8 +124,48 @@ def _collect_target_roots(program: Program) -> dict[int, set[str]]:
                     b = base_name(t)
                     if b:
                         found.add(b)
+        found |= _current_position_reads(f)
         roots[id(f.node)] = found
     return roots
+
+
+def _index_key(node: ast.AST) -> str | None:
+    try:
+        return ast.unparse(node)
+    except Exception:
+        return None
+
+
+def _current_position_reads(f: Func) -> set[str]:
+    """Names assigned from `seq[j]` where the same function reads the context `seq[j - k]`:
+    the token at the position being predicted, next to its preceding context."""
+    context: set[tuple[str, str]] = set()
+    for n in walk_no_defs(f.node):
+        if (
+            isinstance(n, ast.Subscript)
+            and isinstance(n.slice, ast.BinOp)
+            and isinstance(n.slice.op, ast.Sub)
+        ):
+            base, idx = base_name(n.value), _index_key(n.slice.left)
+            if base and idx:
+                context.add((base, idx))
+    if not context:
+        return set()
+    out: set[str] = set()
+    for n in walk_no_defs(f.node):
+        if not (
+            isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+        ):
+            continue
+        for sub in ast.walk(n.value):
+            if (
+                isinstance(sub, ast.Subscript)
+                and not isinstance(sub.slice, ast.BinOp | ast.Slice)
+                and (base_name(sub.value), _index_key(sub.slice)) in context
+            ):
+                out.add(n.targets[0].id)
+                break
+    return out
 
 
 @dataclass
