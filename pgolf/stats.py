@@ -146,12 +146,13 @@ def welch_from_stats(
         if diff > 0:
             return WelchResult(t=math.inf, df=math.inf, p_value=1.0)
         return WelchResult(t=0.0, df=math.inf, p_value=0.5)
+    # Welch-Satterthwaite, with each term scaled by se2 so tiny variances cannot underflow.
     denominator = 0.0
     if n_new >= 2:
-        denominator += term_new**2 / (n_new - 1)
+        denominator += (term_new / se2) ** 2 / (n_new - 1)
     if n_ref >= 2:
-        denominator += term_ref**2 / (n_ref - 1)
-    df = se2**2 / denominator
+        denominator += (term_ref / se2) ** 2 / (n_ref - 1)
+    df = 1.0 / denominator
     t = diff / math.sqrt(se2)
     return WelchResult(t=t, df=df, p_value=t_cdf(t, df))
 

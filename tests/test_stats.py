@@ -199,3 +199,10 @@ def test_seeds_needed_is_monotone(gap: float, std: float, alpha_small: float) ->
     if tight is not None:
         assert loose is not None and loose <= tight
         assert noisier is None or noisier >= tight
+
+
+def test_tiny_variances_do_not_underflow() -> None:
+    # Variances of 1e-300: squaring the Welch terms directly would underflow to 0.
+    result = welch_one_sided([1e-150, 2e-150, 3e-150], [5e-150, 6e-150, 7e-150])
+    assert result.df == pytest.approx(4.0)
+    assert result.t == pytest.approx(-3 / math.sqrt(2 / 3))
