@@ -91,6 +91,28 @@ class AuditContext:
         except (ValueError, OSError):
             return p.as_posix()
 
+    def log_line(self, log: Any, patterns: Any) -> tuple[int | None, str | None]:
+        """(line number, text) of the last line of a log matching the first pattern that hits.
+
+        Streams the file (logs can be huge); cached per (log, patterns).
+        """
+        key = ("log_line", id(log), id(patterns))
+        if key in self.cache:
+            return self.cache[key]
+        hits: list[tuple[int, str] | None] = [None] * len(patterns)
+        try:
+            with (self.folder / self.relpath(log.path)).open("rb") as fh:
+                for n, raw in enumerate(fh, start=1):
+                    line = raw[:4096].decode("utf-8", errors="replace").strip()
+                    for i, pat in enumerate(patterns):
+                        if pat.search(line):
+                            hits[i] = (n, line[:300])
+        except OSError:
+            pass
+        found = next((h for h in hits if h is not None), (None, None))
+        self.cache[key] = found
+        return found
+
     def flag(self, key: str, default: bool = False) -> bool:
         """True if the effective configuration switches `key` on (1/true/yes/on)."""
         value = self.config.get(key.upper())

@@ -100,6 +100,19 @@ LOG_SIGNATURES: tuple[re.Pattern[str], ...] = (
 )
 LOG_SIGNATURE_WINDOW = 1 << 20
 
+# Evidence lines in logs (the last match is quoted): artifact size (PG201), train time
+# (PG211), eval time (PG212). Tried in order; the first pattern with a match wins.
+SIZE_LINES = (re.compile(r"Total submission size|^budget:|^artifact_bytes:", re.I),)
+TRAIN_TIME_LINES = (
+    re.compile(r"train_time_total[:=]"),
+    re.compile(r"^stopping_early\b"),
+    re.compile(r"train_time[:=]"),
+)
+EVAL_TIME_LINES = (
+    re.compile(r"eval_time_total[:=]|total_eval_time[:=]"),
+    re.compile(r"val_bpb[:=].*eval_time[:=]|eval_time[:=].*val_bpb[:=]"),
+)
+
 # R8: how the log reports its compressed code size (code counted at its packed size).
 COMPRESSED_CODE_LINE = re.compile(r"code size \(compressed\)[^0-9]*(\d+)\s*bytes", re.I)
 UNCOMPRESSED_CODE_LINE = re.compile(r"code size(?: \(uncompressed\))?:\s*(\d+)\s*bytes", re.I)

@@ -4,6 +4,7 @@ evaluation), R2 training time and R3 evaluation time from the logs."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,11 @@ class ArtifactOverCap(Rule):
             if total > CAP:
                 rel = ctx.relpath(log.path)
                 aux = id(log) not in claimed
+                line, text = ctx.log_line(log, facts.SIZE_LINES)
                 yield self.finding(
                     file=rel,
+                    line=line,
+                    evidence=text,
                     severity=Severity.INFO if aux else sev,
                     what=f"{rel}: logged artifact" + (" (a log outside the claim)" if aux else ""),
                     value=int(total),
@@ -362,6 +366,7 @@ def _calls(tree: ast.Module) -> Iterator[tuple[str | None, ast.Call]]:
 
 
 class _TimeCap(Rule):
+    evidence_lines: tuple[re.Pattern[str], ...] = ()
     field: str = ""
     cap: facts.Cap = facts.TRAIN_TIME_CAP
     what: str = ""
@@ -389,8 +394,15 @@ class _TimeCap(Rule):
                 in_claim = id(log) in claimed
                 sev = self._severity(ctx, value, in_claim)
                 note = "" if in_claim else " (a log outside the claim)"
+                line, text = ctx.log_line(log, self.evidence_lines)
                 yield self.finding(
-                    file=rel, severity=sev, where=rel + note, value=value, what=self.what
+                    file=rel,
+                    line=line,
+                    evidence=text,
+                    severity=sev,
+                    where=rel + note,
+                    value=value,
+                    what=self.what,
                 )
         for key, value in claimed_times(ctx.submission, self.field):
             checked = True
@@ -442,6 +454,7 @@ class TrainTimeOverCap(_TimeCap):
     condition = "R2"
     message = "{where}: {what} {value:.1f} s is over the 600 s cap"
     field = "train_time_s"
+    evidence_lines = facts.TRAIN_TIME_LINES
     cap = facts.TRAIN_TIME_CAP
     what = "training time"
 
@@ -479,5 +492,6 @@ class EvalTimeOverCap(_TimeCap):
     condition = "R3"
     message = "{where}: {what} {value:.1f} s is over the 600 s cap"
     field = "eval_time_s"
+    evidence_lines = facts.EVAL_TIME_LINES
     cap = facts.EVAL_TIME_CAP
     what = "evaluation time"
