@@ -320,3 +320,15 @@ def test_missing_audit_gives_a_placeholder(
     text = (out / "LEGALITY_AUDIT.md").read_text()
     assert "not available" in text
     assert os.fspath(out) in text
+
+
+@pytest.mark.slow
+def test_nproc_runs_under_torchrun(runner: CliRunner, data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = invoke(runner, data_dir, out, "--seeds", "5", "--nproc", "2")
+    assert result.exit_code == 0, result.output
+    log = (out / "train_seed5.log").read_text()
+    # Both ranks of the fake trainer print; torchrun's launcher banner is not source.
+    assert log.count("final_int8_zstd_roundtrip_exact") == 2
+    assert state(out)["trainer_command"][1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert parse_log(out / "train_seed5.log").embedded_source is not None
