@@ -162,12 +162,15 @@ class PhaseModel:
 
 
 def build(
-    trees: dict[str, ast.Module], config: dict[str, str], texts: dict[str, str]
+    trees: dict[str, ast.Module],
+    config: dict[str, str],
+    texts: dict[str, str],
+    log_text: str = "",
 ) -> PhaseModel:
     """Build a PhaseModel from parsed files (used by analyze() and by tests)."""
     index = ProgramIndex(trees)
     cfg = ConfigEvaluator(trees, config)
-    trace = Tracer(index, cfg).run()
+    trace = Tracer(index, cfg, log_text).run()
     return PhaseModel(
         index=index,
         trace=trace,
@@ -185,6 +188,26 @@ def analyze(ctx: AuditContext) -> PhaseModel:
         return cached
     trees = {name: sf.tree for name, sf in ctx.sources.items() if sf.tree is not None}
     texts = {name: sf.text for name, sf in ctx.sources.items()}
-    model = build(trees, dict(ctx.config), texts)
+    model = build(trees, dict(ctx.config), texts, _log_text(ctx))
     ctx.cache[CACHE_KEY] = model
     return model
+
+
+def _log_text(ctx: AuditContext, limit: int = 2_000_000, max_logs: int = 4) -> str:
+    """Text of the first few run logs (bounded), for evidence that a branch ran."""
+    from audit.folder import read_text
+
+    parts: list[str] = []
+    for log in list(ctx.logs)[:max_logs]:
+        f = ctx.files.get(ctx.relpath(getattr(log, "path", "")))
+        if f is None or getattr(f, "binary", False):
+            continue
+        try:
+            text, _ = read_text(f, limit)
+        except OSError:
+            continue
+        src_end = getattr(log, "source_end_line", None)
+        if src_end:  # skip the embedded source: code is not evidence of execution
+            text = "\n".join(text.splitlines()[src_end:])
+        parts.append(text)
+    return "\n".join(parts)

@@ -38,6 +38,7 @@ class Update:
     func: FunctionInfo | None
     file: str
     phases: frozenset[str]
+    reached: bool = True  # False: present and called, but off under the logged config
 
 
 def _is_backward(call: ast.Call) -> ast.expr | None:
@@ -51,8 +52,22 @@ def _is_backward(call: ast.Call) -> ast.expr | None:
     return None
 
 
-def val_updates(pm) -> list[Update]:
+def _referenced(pm) -> set[str]:
+    """Names of functions that some code calls or hands over as an argument."""
+    names: set[str] = set()
+    for tree in pm.index.trees.values():
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Call):
+                f = n.func
+                names.add(f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", ""))
+                names.update(a.id for a in n.args if isinstance(a, ast.Name))
+    return names
+
+
+def val_updates(pm, *, include_off: bool = False) -> list[Update]:
+    """Val-driven updates that run; with include_off, also those the config switches off."""
     out: list[Update] = []
+    referenced = _referenced(pm) if include_off else set()
     for fn in pm.index.iter_functions():
         for node in _body_nodes(fn.node):
             if not isinstance(node, ast.Call):
@@ -61,6 +76,8 @@ def val_updates(pm) -> list[Update]:
             if loss is None or not pm.val.tainted_in(loss, fn, fn.file):
                 continue
             if not pm.is_reached(node):
+                if include_off and fn.name in referenced:
+                    out.append(Update(node, loss, fn, fn.file, frozenset(), reached=False))
                 continue
             out.append(Update(node, loss, fn, fn.file, pm.phases_of(node)))
     return out

@@ -17,7 +17,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from audit.flow.config import UNKNOWN, ConfigEvaluator
+from audit.flow.config import UNKNOWN, ConfigEvaluator, GuardResult
 from audit.flow.index import FunctionInfo, ProgramIndex
 
 _MAX_EVENTS = 150_000
@@ -85,9 +85,19 @@ def _dotted(e: ast.expr) -> str:
 
 
 class Tracer:
-    def __init__(self, index: ProgramIndex, config: ConfigEvaluator) -> None:
+    def __init__(self, index: ProgramIndex, config: ConfigEvaluator, log_text: str = "") -> None:
         self.index = index
         self.config = config
+        # Logs of the runs: output printed inside a branch proves the branch ran even when
+        # the configuration key that switches it was not logged.
+        self.log_text = log_text
+        self._prefix_count: dict[str, int] = {}
+        if log_text:
+            for tree in index.trees.values():
+                for n in ast.walk(tree):
+                    lead = _log_prefix(n)
+                    if lead:
+                        self._prefix_count[lead] = self._prefix_count.get(lead, 0) + 1
         self.trace = Trace()
         self._defs_cache: dict[str, dict[str, ast.expr]] = {}
 
@@ -161,6 +171,9 @@ class Tracer:
                 self._calls(stmt.test, file, fn, stack, cond, assumed)
                 g = self.config.guard(stmt.test, self._defs(fn))
                 a = tuple(sorted(set(assumed) | set(g.assumed)))
+                if g.value is False and g.assumed and self._ran(stmt.body):
+                    g = GuardResult(True, (), g.used)
+                    a = assumed
                 if g.value is True:
                     self._block(stmt.body, file, fn, stack, cond, a)
                 elif g.value is False:
@@ -191,6 +204,18 @@ class Tracer:
                 self._classify(stmt, occ)
                 self._calls(stmt, file, fn, stack, cond, assumed)
 
+    def _ran(self, body: list[ast.stmt]) -> bool:
+        """Does the log show a message printed inside `body`?"""
+        if not self.log_text:
+            return False
+        for stmt in body:
+            for n in ast.walk(stmt):
+                lead = _log_prefix(n)
+                # only a message printed from this one place in the code is evidence
+                if lead and self._prefix_count.get(lead) == 1 and lead in self.log_text:
+                    return True
+        return False
+
     def _calls(
         self,
         node: ast.AST,
@@ -203,12 +228,19 @@ class Tracer:
         if len(stack) >= _MAX_DEPTH:
             return
         for call in _calls_in(node):
-            callee = self.index.resolve_call(call, file, fn)
-            if callee is None or callee.qualname in stack:
-                continue
-            self._block(
-                callee.node.body, callee.file, callee, (*stack, callee.qualname), cond, assumed
-            )
+            callees = [self.index.resolve_call(call, file, fn)]
+            # functions handed over as arguments (`timed_eval("x", eval_fn, ...)`) run too
+            for arg in [*call.args, *(k.value for k in call.keywords)]:
+                if isinstance(arg, ast.Name):
+                    ref = self.index.resolve_name(arg.id, file, fn)
+                    if ref is not None and ref.name != "__init__":
+                        callees.append(ref)
+            for callee in callees:
+                if callee is None or callee.qualname in stack:
+                    continue
+                self._block(
+                    callee.node.body, callee.file, callee, (*stack, callee.qualname), cond, assumed
+                )
 
     # ------------------------------------------------------------------ serialization
 
@@ -285,6 +317,25 @@ class Tracer:
         if t.serialize is not None:
             later = [o for o in t.loads if o.seq > t.serialize.seq]
             t.load = later[0] if later else None
+
+
+def _log_prefix(n: ast.AST) -> str:
+    """Literal start of a logged message (`log0(f"ttt:start lr={lr}")` -> "ttt:start lr=")."""
+    if not isinstance(n, ast.Call) or not n.args:
+        return ""
+    name = _dotted(n.func).rsplit(".", 1)[-1].lower()
+    if not (name.startswith("log") or name in ("print", "info", "write")):
+        return ""
+    lead = _literal_prefix(n.args[0]).strip()
+    return lead if len(lead) >= 6 else ""
+
+
+def _literal_prefix(e: ast.expr) -> str:
+    if isinstance(e, ast.Constant) and isinstance(e.value, str):
+        return e.value
+    if isinstance(e, ast.JoinedStr) and e.values and isinstance(e.values[0], ast.Constant):
+        return str(e.values[0].value)
+    return ""
 
 
 def _mode(call: ast.Call) -> str:

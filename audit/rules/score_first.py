@@ -18,16 +18,25 @@ if TYPE_CHECKING:
     from audit.context import AuditContext
 
 
+_OFF = " (switched off in the logged configuration: not counted, review if it ever runs)"
+
+
 def _suffix(pm: PhaseModel, upd: Update) -> str:
+    if not upd.reached:
+        return _OFF
     note = pm.reach(upd.node).note
     return f" ({note})" if note else ""
+
+
+def _severity(upd: Update) -> Severity | None:
+    return None if upd.reached else Severity.WARNING
 
 
 def _eval_side(ctx: AuditContext) -> Iterator[tuple[PhaseModel, Update, str]]:
     """Validation-driven updates after the artifact (or with no artifact write found)."""
     pm = analyze(ctx)
-    for upd in val_updates(pm):
-        if not (upd.phases & {EVAL, UNKNOWN}) and upd.phases:
+    for upd in val_updates(pm, include_off=True):
+        if upd.reached and not (upd.phases & {EVAL, UNKNOWN}) and upd.phases:
             continue
         if is_throwaway(upd.func, upd.node):
             continue
@@ -126,6 +135,7 @@ class AdaptBeforeScore(Rule):
                 how=how,
                 func=func,
                 note=_suffix(pm, upd),
+                severity=_severity(upd),
             )
 
 
@@ -297,4 +307,5 @@ class SlotOnScoredPositions(Rule):
                 evidence=pm.line_text(upd.file, upd.node.lineno),
                 func=func,
                 note=_suffix(pm, upd),
+                severity=_severity(upd),
             )
