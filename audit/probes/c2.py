@@ -22,7 +22,7 @@ from audit.probes.slices import TokenSlice
 
 NAME = "c2-normalization"
 DEFAULT_POSITIONS = 32
-DEFAULT_CONTEXT = 8
+DEFAULT_CONTEXT = 6
 BATCH_CHECK_POSITIONS = 4
 
 
