@@ -329,6 +329,9 @@ def test_nproc_runs_under_torchrun(runner: CliRunner, data_dir: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     log = (out / "train_seed5.log").read_text()
     # Both ranks of the fake trainer print; torchrun's launcher banner is not source.
-    assert log.count("final_int8_zstd_roundtrip_exact") == 2
+    finals = [
+        line for line in log.splitlines() if line.startswith("final_int8_zstd_roundtrip_exact")
+    ]
+    assert len(finals) == 2
     assert state(out)["trainer_command"][1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert parse_log(out / "train_seed5.log").embedded_source is not None
