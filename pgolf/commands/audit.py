@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -58,6 +59,15 @@ def _print_text(console: Console, report: Any) -> None:
                 f"  [bold red]the folder's own audit ({escape(s.file)}) concludes "
                 f"{escape(repr(s.conclusion))}: that conclusion does not hold[/]"
             )
+    probes = report.probes or {}
+    if probes.get("error"):
+        console.print(f"  [yellow]probes could not run: {escape(str(probes['error']))}[/]")
+    for p in probes.get("results") or []:
+        measured = ", ".join(f"{k}={v}" for k, v in (p.get("measured") or {}).items())
+        console.print(
+            f"  probe {escape(str(p.get('condition')))} {escape(str(p.get('name')))}: "
+            f"{escape(str(p.get('status')))} {escape(measured)}"
+        )
     for f in report.findings:
         loc = f"{f.file}:{f.line}" if f.file and f.line else (f.file or "")
         sup = f" [dim](suppressed: {escape(f.suppressed)})[/]" if f.suppressed else ""
@@ -70,10 +80,10 @@ def _print_text(console: Console, report: Any) -> None:
 
 
 def _summary_table(reports: list[Any]) -> Table:
-    table = Table(title="pgolf audit summary")
-    for col in ("folder", "verdict", "errors", "warnings", "runs", "mean val_bpb", "std",
-                "claimed", "bytes max"):  # fmt: skip
-        table.add_column(col, justify="left" if col == "folder" else "right")
+    table = Table(title="pgolf audit summary", box=box.SIMPLE_HEAD)
+    table.add_column("folder", overflow="fold", min_width=10)
+    for col in ("verdict", "err/warn", "runs", "mean bpb", "std", "claimed", "bytes"):
+        table.add_column(col, justify="right", no_wrap=True)
 
     def fmt(x: Any, d: int = 8) -> str:
         if x is None:
@@ -85,13 +95,12 @@ def _summary_table(reports: list[Any]) -> Table:
         table.add_row(
             escape(Path(r.folder).name or r.folder),
             f"[{STYLE[r.verdict]}]{r.verdict}[/]",
-            str(r.count(Severity.ERROR)),
-            str(r.count(Severity.WARNING)),
+            f"{r.count(Severity.ERROR)}/{r.count(Severity.WARNING)}",
             str(s["n_runs"]),
-            fmt(s["val_bpb_mean"]),
-            fmt(s["val_bpb_std"]),
-            fmt(s["claimed_val_bpb"]),
-            fmt(s["bytes_max"]),
+            fmt(s["val_bpb_mean"], 6),
+            fmt(s["val_bpb_std"], 6),
+            fmt(s["claimed_val_bpb"], 6),
+            "-" if s["bytes_max"] is None else str(s["bytes_max"]),
         )
     return table
 
