@@ -124,7 +124,6 @@ def _collect_target_roots(program: Program) -> dict[int, set[str]]:
                     b = base_name(t)
                     if b:
                         found.add(b)
-        found |= _current_position_reads(f)
         roots[id(f.node)] = found
     return roots
 
@@ -136,9 +135,9 @@ def _index_key(node: ast.AST) -> str | None:
         return None
 
 
-def _current_position_reads(f: Func) -> set[str]:
-    """Names assigned from `seq[j]` where the same function reads the context `seq[j - k]`:
-    the token at the position being predicted, next to its preceding context."""
+def _context_reads(f: Func) -> set[tuple[str, str]]:
+    """(sequence, index) pairs read as context, `seq[j - k]`: `seq[j]` is then the token at
+    the position being predicted."""
     context: set[tuple[str, str]] = set()
     for n in walk_no_defs(f.node):
         if (
@@ -149,23 +148,7 @@ def _current_position_reads(f: Func) -> set[str]:
             base, idx = base_name(n.value), _index_key(n.slice.left)
             if base and idx:
                 context.add((base, idx))
-    if not context:
-        return set()
-    out: set[str] = set()
-    for n in walk_no_defs(f.node):
-        if not (
-            isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-        ):
-            continue
-        for sub in ast.walk(n.value):
-            if (
-                isinstance(sub, ast.Subscript)
-                and not isinstance(sub.slice, ast.BinOp | ast.Slice)
-                and (base_name(sub.value), _index_key(sub.slice)) in context
-            ):
-                out.add(n.targets[0].id)
-                break
-    return out
+    return context
 
 
 @dataclass
@@ -256,11 +239,17 @@ def build(
     program = Program(trees)
     roots = _collect_target_roots(program)
 
+    context = {id(f.node): _context_reads(f) for f in program.funcs}
+
     def target_seed(expr: ast.AST, taint: Taint, f: Func) -> bool:
         if isinstance(expr, ast.Name):
             return expr.id in roots.get(id(f.node), ())
         if isinstance(expr, ast.Attribute):
             return base_name(expr) in roots.get(id(f.node), ())
+        if isinstance(expr, ast.Subscript) and not isinstance(expr.slice, ast.BinOp | ast.Slice):
+            ctx_reads = context.get(id(f.node))
+            if ctx_reads and (base_name(expr.value), _index_key(expr.slice)) in ctx_reads:
+                return True
         return _shift_slice(expr)
 
     target = Taint(program, target_seed, seed_names=_is_target_name)
@@ -356,6 +345,16 @@ class _Reach:
                 elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load):
                     self.refs.setdefault(n.attr, []).append((n, f))
 
+    def _config_guard(self, test: ast.expr, local: dict[str, ast.expr]) -> bool | None:
+        """Value of a guard when the configuration decides it (env vars, logged keys), else None."""
+        try:
+            res = self.evaluator.guard(test, local)
+        except Exception:
+            return None
+        if not (res.assumed or res.used):
+            return None  # a data-dependent guard: not ours to decide statically
+        return res.value
+
     def _logs_metric(self, branch: Any) -> bool:
         if not self.logged or not branch:
             return False
@@ -410,10 +409,7 @@ class _Reach:
                 return True
             if isinstance(parent, ast.If | ast.IfExp | ast.While):
                 if cur is not parent.test:
-                    try:
-                        res = self.evaluator.guard(parent.test, local).value
-                    except Exception:
-                        res = None
+                    res = self._config_guard(parent.test, local)
                     in_body = _contains(parent.body, cur)
                     branch = parent.body if in_body else getattr(parent, "orelse", [])
                     # The logs are the strongest evidence: a metric this branch prints was
@@ -427,11 +423,8 @@ class _Reach:
             elif isinstance(parent, ast.BoolOp) and isinstance(parent.op, ast.And):
                 idx = parent.values.index(cur) if cur in parent.values else 0
                 for prev in parent.values[:idx]:
-                    try:
-                        if self.evaluator.guard(prev, local).value is False:
-                            return False
-                    except Exception:
-                        pass
+                    if self._config_guard(prev, local) is False:
+                        return False
             cur = parent
 
 
