@@ -261,14 +261,14 @@ def _load_sources(ctx: AuditContext, scan: FolderScan) -> None:
         if not f.rel.endswith(".py"):
             continue
         try:
-            raw, truncated = read_text(f)
+            raw, truncated = read_text(f, facts.MAX_SOURCE_BYTES)
         except OSError as exc:
             ctx.scan_problems.append((f.rel, f"cannot read: {exc.strerror or exc}"))
             continue
         ctx.sources[f.rel] = parse_source(f.rel, raw, f.size, truncated)
         if truncated:
             ctx.scan_problems.append(
-                (f.rel, f"larger than {facts.MAX_TEXT_BYTES} bytes, only the start was analysed")
+                (f.rel, f"larger than {facts.MAX_SOURCE_BYTES} bytes, only the start was analysed")
             )
 
 

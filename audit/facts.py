@@ -149,6 +149,8 @@ SHARD_HEADER_INTS = 256
 
 # Folder collection limits (hostile folders): bytes read as text per file, bytes hashed.
 MAX_TEXT_BYTES = 64 << 20
+# Python files larger than this are analysed only up to it (a real train_gpt.py is < 1 MB).
+MAX_SOURCE_BYTES = 16 << 20
 BINARY_SUFFIXES = frozenset(
     {".bin", ".pt", ".ptz", ".pth", ".npy", ".npz", ".mp4", ".png", ".jpg", ".jpeg", ".gif",
      ".pdf", ".zip", ".gz", ".xz", ".lzma", ".zst", ".tar", ".so", ".model", ".safetensors",
