@@ -160,3 +160,16 @@ def test_decompression_bomb_in_a_packed_layer(record: Path) -> None:
     report = audit_folder(record)
     _all_outputs_valid(report)
     assert any(f.rule == "PG105" and f.file == "packed.py" for f in report.findings)
+
+
+def test_oversized_source_is_truncated_and_reported(
+    record: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import audit.facts
+
+    monkeypatch.setattr(audit.facts, "MAX_SOURCE_BYTES", 64)
+    (record / "big.py").write_text("x = 1\n" * 100)
+    report = audit_folder(record)
+    notes = [f for f in report.findings if f.rule == "PG104" and f.file == "big.py"]
+    assert notes and "only the start was analysed" in notes[0].message
+    _all_outputs_valid(report)
