@@ -152,6 +152,9 @@ def validate_config(config: RunConfig) -> None:
         raise InputError(f"unknown track {config.track!r}")
     if not 0 < config.alpha < 1:
         raise InputError(f"--alpha must be between 0 and 1 (got {config.alpha})")
+    reserved = sorted(set(config.env) & {"SEED", "RUN_ID"})
+    if reserved:
+        raise InputError(f"--env {reserved[0]}=... is set by pgolf run per seed; use --seeds")
     if config.effective_timeout <= 0:
         raise InputError("--timeout must be positive")
 

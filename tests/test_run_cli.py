@@ -144,6 +144,7 @@ def test_garbage_output_does_not_break_parsing(
         (["--seeds", "1", "--env", "NOEQUALS"], "expected KEY=VALUE"),
         (["--seeds", "1", "--nproc", "0"], "--nproc must be at least 1"),
         (["--seeds", "1", "--track", "weird"], "unknown track"),
+        (["--seeds", "1", "--env", "SEED=3"], "set by pgolf run per seed"),
     ],
 )
 def test_usage_errors_exit_2(
