@@ -13,7 +13,7 @@ import numpy as np
 
 from audit.probes.c3 import cut_points
 from audit.probes.client import ScorerClient
-from audit.probes.measure import SCORE_RTOL, compare, fmt, score_tolerance_text
+from audit.probes.measure import SCORE_RTOL, compare, fmt, score_tolerance_text, short
 from audit.probes.result import ProbeResult
 from audit.probes.slices import TokenSlice
 
@@ -49,7 +49,11 @@ def run(client: ScorerClient, piece: TokenSlice, base: np.ndarray) -> ProbeResul
         scores = client.score(changed)
         result = compare(base, scores, np.arange(1, j))
         checks.append(
-            {"changed": label, "compared": result.compared, "max_abs_deviation": result.max_abs}
+            {
+                "changed": label,
+                "compared": result.compared,
+                "max_abs_deviation": short(result.max_abs),
+            }
         )
         if worst is None or result.max_scaled > worst[0]:
             worst = (result.max_scaled, result.max_abs, label, result.worst)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from audit.probes.client import ScorerClient
-from audit.probes.measure import SCORE_RTOL, compare, fmt, score_tolerance_text
+from audit.probes.measure import SCORE_RTOL, compare, fmt, score_tolerance_text, short
 from audit.probes.result import ProbeResult
 from audit.probes.slices import TokenSlice
 
@@ -59,8 +59,8 @@ def run(
         checks.append(
             {
                 "cut": m,
-                "max_abs_deviation_up_to_cut": own.max_abs,
-                "max_abs_change_after_cut": later.max_abs,
+                "max_abs_deviation_up_to_cut": short(own.max_abs),
+                "max_abs_change_after_cut": short(later.max_abs),
             }
         )
         if own.max_scaled > worst[0] or worst[2] < 0:

@@ -17,7 +17,13 @@ BATCH_RTOL = 1e-4
 
 
 def score_tolerance_text(rtol: float = SCORE_RTOL) -> str:
-    return f"|delta| <= {rtol:g} x max(1, |score|)"
+    # No "|" in the text: it is rendered inside Markdown tables.
+    return f"abs(delta) <= {rtol:g} x max(1, abs(score))"
+
+
+def short(x: float) -> float:
+    """3 significant digits, for per-check numbers listed in reports."""
+    return float(f"{x:.3g}") if np.isfinite(x) else x
 
 
 @dataclass(frozen=True)

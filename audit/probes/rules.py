@@ -68,7 +68,7 @@ class ProbeFutureDependence(ProbeRule):
     ## What it does
     Scores a validation slice, changes later tokens (single tokens at several positions and
     a whole suffix) and compares every earlier score. Any deviation beyond float noise
-    (|delta| <= 1e-6 x max(1, |score|)) is reported with the position and the size.
+    (abs(delta) <= 1e-6 x max(1, abs(score))) is reported with the position and the size.
 
     ## Why is this bad?
     C1: the distribution that scores x_t may depend only on the artifact and x_<t. A
