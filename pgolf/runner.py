@@ -326,6 +326,11 @@ def _prepare_folder(config: RunConfig, data: DataInfo) -> RunState:
     sha = sha256_file(config.script)
     previous = load_state(out)
     fresh = _new_state(config, data, script_copy, sha)
+    if previous is None and script_copy.exists() and sha256_file(script_copy) != sha:
+        raise InputError(
+            f"{out}: already holds a different {SCRIPT_NAME} and no run.json; "
+            "use a new --out (pgolf run never overwrites it)"
+        )
     if previous is not None:
         _check_resumable(previous, fresh, out)
         previous.command = config.command

@@ -336,3 +336,15 @@ def test_nproc_runs_under_torchrun(runner: CliRunner, data_dir: Path, tmp_path: 
     assert len(finals) == 2
     assert state(out)["trainer_command"][1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert parse_log(out / "train_seed5.log").embedded_source is not None
+
+
+def test_never_overwrites_a_foreign_train_gpt(
+    runner: CliRunner, data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "record"
+    out.mkdir()
+    (out / "train_gpt.py").write_text("# someone else's script\n")
+    result = invoke(runner, data_dir, out, "--seeds", "1")
+    assert result.exit_code == 2
+    assert "never overwrites" in result.output
+    assert (out / "train_gpt.py").read_text() == "# someone else's script\n"
