@@ -434,14 +434,20 @@ def _load_self_audits(ctx: AuditContext) -> None:
 def _self_audit(rel: str, text: str) -> SelfAudit:
     lines = text.splitlines()
     # Prefer the text under a "Verdict"/"Conclusion"/"Summary" heading.
-    start = 0
+    start, heading = 0, False
     for i, line in enumerate(lines):
         if re.match(r"^#+\s*(verdict|conclusion|summary|result)", line.strip(), re.I):
-            start = i + 1
+            start, heading = i + 1, True
             break
     for i in range(start, len(lines)):
         line = lines[i].strip()
-        if line and not line.startswith("#") and facts.SELF_AUDIT_LEGAL.search(line):
-            negated = re.search(r"\b(not|il)legal\b|\bnot (?:likely )?legal\b", line, re.I)
+        if not line or line.startswith("#"):
+            continue
+        legal = facts.SELF_AUDIT_LEGAL.search(line) or (
+            heading and facts.SELF_AUDIT_PASS.search(line)
+        )
+        if legal:
+            negated = facts.SELF_AUDIT_NEGATED.search(line)
             return SelfAudit(rel, i + 1, line[:300], claims_legal=not negated)
-    return SelfAudit(rel, None, None, claims_legal=False)
+    # No stated conclusion: a legality note that never admits a problem argues legality.
+    return SelfAudit(rel, None, None, claims_legal=not facts.SELF_AUDIT_NEGATED.search(text))

@@ -159,6 +159,11 @@ BINARY_SUFFIXES = frozenset(
 # A folder's own hand-written audit (an input, never overwritten by default).
 SELF_AUDIT_NAMES = ("LEGALITY_AUDIT.md", "STATIC_AUDIT_NOTES.md", "LEGALITY.md", "COMPLIANCE.md")
 SELF_AUDIT_LEGAL = re.compile(
-    r"\b(likely legal|legal(?:/submittable)?|compliant|no (?:rule )?violations?|pass(?:es|ed)?)\b",
+    r"\b(likely legal|legal|compliant|submittable|no (?:rule )?violations?|valid)\b", re.I
+)
+# Under a "Verdict"/"Conclusion" heading a bare "pass" is a conclusion too.
+SELF_AUDIT_PASS = re.compile(r"\b(pass(?:es|ed)?|ok)\b", re.I)
+SELF_AUDIT_NEGATED = re.compile(
+    r"\b(illegal|invalid|not (?:likely )?(?:legal|compliant|valid|submittable)|fails?|violates)\b",
     re.I,
 )

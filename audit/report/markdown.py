@@ -132,7 +132,11 @@ def to_markdown(report: AuditReport) -> str:
     if report.self_audits:
         out += ["## The folder's own audit", ""]
         for s in report.self_audits:
-            said = f'"{s.conclusion}" ({s.file}:{s.line})' if s.conclusion else f"({s.file})"
+            said = (
+                f'"{s.conclusion}" ({s.file}:{s.line})'
+                if s.conclusion
+                else f"({s.file}) that the submission is legal"
+            )
             if s.claims_legal and report.verdict == "fail":
                 conds = sorted({f.condition for f in report.active if f.severity == Severity.ERROR})
                 out.append(
