@@ -123,3 +123,14 @@ def test_sources_are_unpacked_and_parsed(record: Path) -> None:
     assert "def score(p, target):" in src.text
     assert src.tree is not None and src.layers
     assert src.raw_size == (record / "packed.py").stat().st_size
+
+
+def test_self_audit_without_a_verdict_line(record: Path) -> None:
+    (record / "STATIC_AUDIT_NOTES.md").write_text(
+        "# Static notes\n\nThe mixer only reads prefix counts. No network access.\n"
+    )
+    (record / "LEGALITY.md").write_text("# Notes\n\nThe PPM gate violates C2; we keep it off.\n")
+    by_file = {s.file: s for s in build_context(record).self_audits}
+    assert by_file["STATIC_AUDIT_NOTES.md"].claims_legal
+    assert by_file["STATIC_AUDIT_NOTES.md"].conclusion is None
+    assert not by_file["LEGALITY.md"].claims_legal
