@@ -97,7 +97,21 @@ class PhaseModel:
         s = self.trace.serialize
         if s is None:
             return UNKNOWN
-        return TRAIN if occ.seq < s.seq else EVAL
+        return TRAIN if self.before_artifact(occ) else EVAL
+
+    def before_artifact(self, occ: Occurrence) -> bool:
+        """Runs before (or while) the artifact is written: part of training (R2, R4)."""
+        s = self.trace.serialize
+        if s is None:
+            return False
+        if occ.seq <= s.seq:
+            return True
+        cur: ast.AST | None = occ.stmt
+        while cur is not None:  # inside `with open(artifact, "wb") as f:`
+            if cur is s.stmt:
+                return True
+            cur = self.index.parent.get(id(cur))
+        return False
 
     def phases_of(self, node: ast.AST) -> frozenset[str]:
         """Every phase in which the statement holding `node` runs."""

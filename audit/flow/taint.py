@@ -257,6 +257,13 @@ class TaintAnalysis:
                 self._bind(node.optional_vars, names, fn, top=False)
         elif isinstance(node, ast.Call):
             f = node.func
+            short = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            # torch.save(obj, buf) / pickle.dump(obj, fh): the buffer now holds obj
+            saved = short in ("save", "dump") and len(node.args) >= 2
+            if saved and self.expr(node.args[0], names, fn, file):
+                base = _base_name(node.args[1])
+                if base:
+                    names.add(base)
             if isinstance(f, ast.Attribute) and f.attr in _MUTATORS:
                 args = list(node.args) + [k.value for k in node.keywords]
                 if any(self.expr(a, names, fn, file) for a in args):
@@ -330,8 +337,8 @@ class TaintAnalysis:
             return self.expr(e.left, names, fn, file) or any(
                 self.expr(c, names, fn, file) for c in e.comparators
             )
-        if isinstance(e, ast.IfExp):
-            return self.expr(e.body, names, fn, file) or self.expr(e.orelse, names, fn, file)
+        if isinstance(e, ast.IfExp):  # the value is chosen by the test: it carries its taint
+            return any(self.expr(x, names, fn, file) for x in (e.test, e.body, e.orelse))
         if isinstance(e, ast.expr):
             return any(
                 self.expr(c, names, fn, file)

@@ -301,8 +301,8 @@ class ValStoredInArtifact(Rule):
             return
         seen: set[tuple[str, int]] = set()
         for occ in pm.trace.occurrences:
-            if occ.seq > pm.trace.serialize.seq:
-                break
+            if not pm.before_artifact(occ):
+                continue
             if isinstance(occ.stmt, ast.If | ast.For | ast.While | ast.With | ast.Try):
                 continue
             for n in ast.walk(occ.stmt):
@@ -402,8 +402,8 @@ class ValSelection(Rule):
             return
         seen: set[int] = set()
         for occ in pm.trace.occurrences:
-            if occ.seq > pm.trace.serialize.seq:
-                break
+            if not pm.before_artifact(occ):
+                continue
             s = occ.stmt
             if not isinstance(s, ast.If) or id(s) in seen:
                 continue
@@ -490,7 +490,7 @@ class TrainDataAtEval(Rule):
             return
         seen: set[tuple[str, str]] = set()
         for occ in pm.trace.occurrences:
-            if occ.seq <= pm.trace.serialize.seq:
+            if pm.before_artifact(occ):
                 continue
             if isinstance(occ.stmt, ast.If | ast.While | ast.With | ast.Try):
                 nodes: list[ast.AST] = [
