@@ -73,7 +73,7 @@ class Hyperparameters:
         self.run_id = self._get("RUN_ID", uuid.uuid4().hex[:12])
         self.seed = self._get("SEED", 1337)
         # training length and batch
-        self.iterations = self._get("ITERATIONS", 320)
+        self.iterations = self._get("ITERATIONS", 150)
         self.max_wallclock_seconds = self._get("MAX_WALLCLOCK_SECONDS", 140.0)
         self.serialize_reserve_seconds = self._get("SERIALIZE_RESERVE_SECONDS", 2.0)
         self.train_seq_len = self._get("TRAIN_SEQ_LEN", 128)
@@ -116,6 +116,7 @@ class Hyperparameters:
         # runtime
         self.device = self._get("DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
         self.compile = self._get("COMPILE", 0)
+        self.num_threads = self._get("NUM_THREADS", 0)
         self.train_files = os.path.join(self.data_path, "fineweb_train_*.bin")
         self.val_files = os.path.join(self.data_path, "fineweb_val_*.bin")
 
@@ -138,21 +139,24 @@ class Hyperparameters:
 # -----------------------------
 # Muon (Keller Jordan, modded-nanogpt) replaces each 2-D update with the nearest
 # semi-orthogonal matrix of its momentum, found by a quintic Newton-Schulz iteration.
-# Under DDP, matrices are handed out round-robin: each rank orthogonalizes its share and
-# one all-reduce of a flat buffer gives every rank every update.
+# Matrices of one shape are orthogonalized together in batched matmuls (on a CPU, many
+# small matmul calls cost more in thread synchronization than in arithmetic). Under DDP,
+# each shape's matrices are handed out round-robin: each rank orthogonalizes its share
+# and one all-reduce of a flat buffer gives every rank every update.
 
 
 def newton_schulz(G: Tensor, steps: int, eps: float = 1e-7) -> Tensor:
+    # G: (..., rows, cols); batched so that same-shape matrices share each matmul call.
     a, b, c = 3.4445, -4.7750, 2.0315
     X = G.bfloat16() if G.is_cuda else G.float()
-    X = X / (X.norm() + eps)
-    tall = X.size(0) > X.size(1)
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
+    tall = X.size(-2) > X.size(-1)
     if tall:
-        X = X.T
+        X = X.mT
     for _ in range(steps):
-        A = X @ X.T  # (rows, rows), rows <= cols
+        A = X @ X.mT  # (..., rows, rows) with rows <= cols
         X = a * X + (b * A + c * (A @ A)) @ X
-    return X.T if tall else X
+    return X.mT if tall else X
 
 
 class Muon(torch.optim.Optimizer):
@@ -166,23 +170,30 @@ class Muon(torch.optim.Optimizer):
         rank = dist.get_rank() if distributed else 0
         for group in self.param_groups:
             params: list[Tensor] = group["params"]
-            flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device)
-            offset = 0
+            offsets = np.cumsum([0] + [p.numel() for p in params]).tolist()
+            flat = torch.zeros(offsets[-1], device=params[0].device)
+            buckets: dict[tuple[int, ...], list[int]] = {}
             for i, p in enumerate(params):
-                if i % world == rank and p.grad is not None:
-                    buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
-                    buf.mul_(group["momentum"]).add_(p.grad)
-                    g = p.grad.add(buf, alpha=group["momentum"])  # Nesterov
-                    u = newton_schulz(g, group["backend_steps"])
-                    u = u * max(1.0, g.size(0) / g.size(1)) ** 0.5
-                    flat[offset : offset + p.numel()] = u.reshape(-1).float()
-                offset += p.numel()
+                buckets.setdefault(tuple(p.shape), []).append(i)
+            for shape, members in buckets.items():
+                mine = [i for j, i in enumerate(members) if j % world == rank]
+                mine = [i for i in mine if params[i].grad is not None]
+                if not mine:
+                    continue
+                grads = []
+                for i in mine:
+                    g = params[i].grad
+                    buf = self.state[params[i]].setdefault("momentum_buffer", torch.zeros_like(g))
+                    buf.mul_(group["momentum"]).add_(g)
+                    grads.append(g.add(buf, alpha=group["momentum"]))  # Nesterov
+                updates = newton_schulz(torch.stack(grads), group["backend_steps"])
+                updates = updates.float() * max(1.0, shape[0] / shape[1]) ** 0.5
+                for i, u in zip(mine, updates):
+                    flat[offsets[i] : offsets[i + 1]] = u.reshape(-1)
             if world > 1:
                 dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-            offset = 0
-            for p in params:
-                p.add_(flat[offset : offset + p.numel()].view_as(p).to(p.dtype), alpha=-group["lr"])
-                offset += p.numel()
+            for i, p in enumerate(params):
+                p.add_(flat[offsets[i] : offsets[i + 1]].view_as(p).to(p.dtype), alpha=-group["lr"])
 
 
 # -----------------------------
@@ -691,6 +702,31 @@ def pgolf_scorer(artifact_path: str | None = None, **overrides: object) -> Score
 # -----------------------------
 
 
+def make_optimizers(
+    model: GPT, args: Hyperparameters, device: torch.device
+) -> list[torch.optim.Optimizer]:
+    """[Adam for the tied embedding, Muon for the block matrices, Adam for any vectors]."""
+    matrices = [p for p in model.blocks.parameters() if p.ndim == 2]
+    vectors = [p for p in model.blocks.parameters() if p.ndim != 2]
+    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    adam_kw = dict(betas=(args.beta1, args.beta2), eps=args.adam_eps, **fused)
+    optimizers: list[torch.optim.Optimizer] = [
+        torch.optim.Adam([model.tok_emb.weight], lr=args.tied_embed_lr, **adam_kw),
+        Muon(
+            matrices,
+            lr=args.matrix_lr,
+            momentum=args.muon_momentum,
+            backend_steps=args.muon_backend_steps,
+        ),
+    ]
+    if vectors:  # none in the default model; kept for variants that add gains
+        optimizers.append(torch.optim.Adam(vectors, lr=args.scalar_lr, **adam_kw))
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["base_lr"] = group["lr"]
+    return optimizers
+
+
 def main() -> None:
     t_start = time.perf_counter()
     code = Path(__file__).read_text(encoding="utf-8")
@@ -705,6 +741,10 @@ def main() -> None:
         if args.device == "cuda"
         else torch.device(args.device)
     )
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # denormal floats are ~100x slower on x86 CPUs
+    if args.num_threads > 0:  # on a shared CPU, fewer threads avoid barrier stalls
+        torch.set_num_threads(args.num_threads)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -757,24 +797,7 @@ def main() -> None:
     model: nn.Module = torch.compile(base_model) if args.compile else base_model
     if distributed:
         model = DDP(model, device_ids=[local_rank] if device.type == "cuda" else None)
-    matrices = [p for p in base_model.blocks.parameters() if p.ndim == 2]
-    vectors = [p for p in base_model.blocks.parameters() if p.ndim != 2]
-    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    adam_kw = dict(betas=(args.beta1, args.beta2), eps=args.adam_eps, **fused)
-    optimizers: list[torch.optim.Optimizer] = [
-        torch.optim.Adam([base_model.tok_emb.weight], lr=args.tied_embed_lr, **adam_kw),
-        Muon(
-            matrices,
-            lr=args.matrix_lr,
-            momentum=args.muon_momentum,
-            backend_steps=args.muon_backend_steps,
-        ),
-    ]
-    if vectors:  # none in the default model; kept for variants that add gains
-        optimizers.append(torch.optim.Adam(vectors, lr=args.scalar_lr, **adam_kw))
-    for opt in optimizers:
-        for group in opt.param_groups:
-            group["base_lr"] = group["lr"]
+    optimizers = make_optimizers(base_model, args, device)
     muon = optimizers[1]
     n_params = sum(p.numel() for p in base_model.parameters())
     log0(f"model_params:{n_params}")
