@@ -217,7 +217,7 @@ def analyze(ctx: AuditContext) -> ScoringModel:
                 repaired.add(rel)
     logged = frozenset(
         m.name for log in ctx.logs for m in getattr(log, "metrics", []) if getattr(m, "name", None)
-    )
+    ) | _log_heads(ctx)
     model = build(trees, ctx.config, {rel: src.text for rel, src in ctx.sources.items()}, logged)
     model.repaired = frozenset(repaired)
     try:
@@ -281,6 +281,36 @@ def build(
     return model
 
 
+def _log_heads(ctx: AuditContext) -> frozenset[str]:
+    """First words of the logs' output lines (after the embedded source): what actually ran."""
+    from audit.folder import read_text
+
+    heads: set[str] = set()
+    by_path = {str(getattr(f, "path", "")): f for f in ctx.files.values()}
+    for log in ctx.logs:
+        f = by_path.get(str(getattr(log, "path", "")))
+        if f is None:
+            continue
+        try:
+            text, _ = read_text(f, limit=8 * 1024 * 1024)
+        except OSError:
+            continue
+        skip = getattr(log, "source_end_line", None) or 0
+        for i, line in enumerate(text.splitlines(), start=1):
+            if i <= skip:
+                continue
+            head = _head(line)
+            if head:
+                heads.add(head)
+    return frozenset(heads)
+
+
+def _head(text: str) -> str | None:
+    head = text.strip().split(" ", 1)[0].split(":", 1)[0].split("[", 1)[0].split("=", 1)[0]
+    # identifiers with an underscore are specific enough to tie a line to its print call
+    return head if "_" in head and head.replace("_", "").isalnum() and len(head) >= 5 else None
+
+
 def _int_list(node: ast.AST) -> bool:
     if isinstance(node, ast.Call) and node.args:  # np.array([...]), torch.tensor([...])
         node = node.args[0]
@@ -339,7 +369,7 @@ class _Reach:
         # name -> places where it is called or referenced
         self.refs: dict[str, list[tuple[ast.AST, Func]]] = {}
         for f in program.funcs:
-            for n in walk_no_defs(f.node):
+            for n in _walk_with_lambdas(f.node):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
                     self.refs.setdefault(n.id, []).append((n, f))
                 elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load):
@@ -442,8 +472,17 @@ def metric_prefix(call: ast.Call) -> str | None:
             text = first.value
     if not text:
         return None
-    head = text.strip().split(" ", 1)[0].split(":", 1)[0]
-    return head or None
+    return _head(text)
+
+
+def _walk_with_lambdas(node: ast.AST) -> Iterator[ast.AST]:
+    """Nodes of a function body, lambdas included, nested defs and classes excluded."""
+    stack = list(ast.iter_child_nodes(node))
+    while stack:
+        n = stack.pop()
+        yield n
+        if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            stack.extend(ast.iter_child_nodes(n))
 
 
 def _contains(body: Any, node: ast.AST) -> bool:

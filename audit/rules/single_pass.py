@@ -59,8 +59,32 @@ def _rescoring(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
             written.setdefault(name, stmt)
     # 2. Part of an accumulated score is taken back out and replaced (`total - old + new`).
     for n in walk_no_defs(f.node):
-        if isinstance(n, ast.Assign) and _swap(n.value, model, f):
+        if isinstance(n, ast.Assign) and (_swap(n.value, model, f) or _self_swap(n, model, f)):
             yield n, "part of a score total is swapped for a rescored part (`total - old + new`)"
+
+
+def _self_swap(stmt: ast.Assign, model: ScoringModel, f: Func) -> bool:
+    """`total = total - old + new` in a loop: a running score total gets parts replaced."""
+    expr = stmt.value
+    if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add)):
+        return False
+    left = expr.left
+    if not (isinstance(left, ast.BinOp) and isinstance(left.op, ast.Sub)):
+        return False
+    if not (
+        len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+        and isinstance(left.left, ast.Name)
+        and left.left.id == stmt.targets[0].id
+    ):
+        return False
+    old, new = left.right, expr.right
+    if not all(isinstance(p, ast.Name | ast.Subscript) for p in (old, new)):
+        return False
+    if not _inside_loop(f, stmt):
+        return False
+    parts = (left.left, old, new)
+    return any(model.tlp.is_tainted(p, f) or model.target.is_tainted(p, f) for p in parts)
 
 
 def _swap(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
