@@ -39,7 +39,7 @@ def per_seed(sub: Mapping[str, Any] | None, field: str) -> dict[int, float]:
                 seed, value = _seed(s), num(v)
                 if seed is not None and value is not None:
                     out[seed] = value
-    for key in ("seed_results", "seeds_results", "results", "per_seed", "runs"):
+    for key in ("seed_results", "seeds_results", "results", "per_seed", "runs", "seeds"):
         table = sub.get(key)
         rows: list[tuple[Any, Any]] = []
         if isinstance(table, Mapping):
