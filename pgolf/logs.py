@@ -39,7 +39,7 @@ _VAL_BPB = re.compile(r"\bval_bpb[:=]\s*(" + _NUM + r")(?![\w.])", re.IGNORECASE
 _VAL_LOSS = re.compile(r"\bval_loss[:=]\s*(" + _NUM + r")(?![\w.])", re.IGNORECASE)
 _METRIC_NAME = re.compile(r"\b(?:val_loss|val_bpb)[:=]", re.IGNORECASE)
 _EVAL_TIME = re.compile(
-    r"\b(?:eval_time|time)[:=]\s*(\d+\.?\d*)\s*(ms|s)\b|\belapsed=(\d+\.?\d*)s\b"
+    r"\b(?:\w*eval_time|time)[:=]\s*(\d+\.?\d*)\s*(ms|s)\b|\belapsed=(\d+\.?\d*)s\b"
 )
 _STOPPING = re.compile(r"^stopping_early\b")
 _TRAIN_TOTAL = re.compile(r"\btrain_time_total[:=]\s*(\d+\.?\d*)\s*(ms|s)\b")
@@ -489,6 +489,10 @@ def _final_eval_time(metrics: list[Metric]) -> float | None:
         for metric in reversed(metrics[:-1]):
             if metric.name.split()[0] == base.split()[0] and metric.eval_time_s is not None:
                 return metric.eval_time_s
+    # A trailing alias line repeating an earlier score (printed at 4 decimals there).
+    for metric in reversed(metrics[:-1]):
+        if metric.eval_time_s is not None and abs(metric.val_bpb - last.val_bpb) <= 6e-5:
+            return metric.eval_time_s
     return None
 
 

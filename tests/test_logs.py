@@ -311,3 +311,22 @@ def test_key_values_after_training_started_are_not_configuration() -> None:
     assert log.hyperparams == {"seed": "1", "iterations": "200"}
     assert log.late_params["tokens_per_s"] == "249"
     assert log.late_params["final_eval_mode"] == "sliding_window"
+
+
+def test_eval_time_of_an_alias_final_line_comes_from_the_line_it_repeats() -> None:
+    log = parse_log_text(
+        "final_int6_roundtrip val_loss:1.9216 val_bpb:1.1381 eval_time:7093ms\n"
+        "final_int6_sliding_window val_loss:1.8816 val_bpb:1.1144 stride:64 eval_time:77178ms\n"
+        "final_int6_sliding_window_exact val_loss:1.88156874 val_bpb:1.11437394\n"
+        "final_int8_zlib_roundtrip_exact val_loss:1.88156874 val_bpb:1.11437394\n"
+    )
+    assert log.metric_name == "final_int8_zlib_roundtrip_exact"
+    assert log.eval_time_s == pytest.approx(77.178)
+
+
+def test_prefixed_eval_time_is_read() -> None:
+    log = parse_log_text(
+        "final_ngram val_loss:1.6279 val_bpb:0.9641 ngram_eval_time:890878ms\n"
+        "final_ngram_exact val_loss:1.62788498 val_bpb:0.96412773\n"
+    )
+    assert log.eval_time_s == pytest.approx(890.878)
