@@ -51,6 +51,7 @@ _MODEL_SIZE = re.compile(r"\bSerialized model([^:]*):\s*(\d[\d,]*)\s*bytes", re.
 _CODE_SIZE = re.compile(
     r"\bCode(?: size)?\s*(\((?:un)?compressed\))?:\s*(\d[\d,]*)\s*bytes", re.IGNORECASE
 )
+_INLINE_BYTES = re.compile(r"\b(total|model|code)_bytes[:=](\d+)\b")
 _KV_TOKEN = re.compile(r"^([A-Za-z_][\w.\-]*)[:=](\S+)$")
 _BLOCK_KV = re.compile(r"^\s+([A-Za-z_][\w.\-]*)\s*[:=]\s?(.*)$")
 _BLOCK_START = re.compile(r"^-*\s*Hyperparameters\s*:?\s*-*$", re.IGNORECASE)
@@ -321,6 +322,8 @@ class _Parser:
         low = line.lower()
         if "val_bpb" in low and self._metric(line, number):
             self.training_started = True
+            if "_bytes" in low:
+                self._inline_sizes(line)
             return
         if ("bytes" in low or low.startswith("budget")) and self._sizes(line):
             return
@@ -397,6 +400,17 @@ class _Parser:
                 self.code_sizes[kind] = value
             return True
         return False
+
+    def _inline_sizes(self, line: str) -> None:
+        """`model_bytes:N code_bytes:N total_bytes:N` tokens on a metric line."""
+        for key, value in _INLINE_BYTES.findall(line):
+            number = _int(value)
+            if key == "total":
+                self.log.bytes_total = number
+            elif key == "model":
+                self.log.bytes_model = number
+            elif number is not None:
+                self.code_sizes["plain"] = number
 
     def _times(self, line: str) -> None:
         train = _TRAIN_TOTAL.search(line)

@@ -330,3 +330,12 @@ def test_prefixed_eval_time_is_read() -> None:
         "final_ngram_exact val_loss:1.62788498 val_bpb:0.96412773\n"
     )
     assert log.eval_time_s == pytest.approx(890.878)
+
+
+def test_sizes_inline_on_the_metric_line() -> None:
+    log = parse_log_text(
+        "final_int8_zlib_roundtrip model_bytes:11125178 code_bytes:64664 "
+        "total_bytes:11189842 under_16mb:True val_bpb:1.2271\n"
+    )
+    assert (log.bytes_total, log.bytes_model, log.bytes_code) == (11189842, 11125178, 64664)
+    assert log.val_bpb == pytest.approx(1.2271)
