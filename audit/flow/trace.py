@@ -171,7 +171,7 @@ class Tracer:
                 self._calls(stmt.test, file, fn, stack, cond, assumed)
                 g = self.config.guard(stmt.test, self._defs(fn))
                 a = tuple(sorted(set(assumed) | set(g.assumed)))
-                if g.value is False and g.assumed and self._ran(stmt.body):
+                if g.value is False and g.assumed and self._ran(stmt.body, file, fn):
                     g = GuardResult(True, (), g.used)
                     a = assumed
                 if g.value is True:
@@ -204,8 +204,10 @@ class Tracer:
                 self._classify(stmt, occ)
                 self._calls(stmt, file, fn, stack, cond, assumed)
 
-    def _ran(self, body: list[ast.stmt]) -> bool:
-        """Does the log show a message printed inside `body`?"""
+    def _ran(
+        self, body: list[ast.stmt], file: str = "", fn: FunctionInfo | None = None, depth: int = 0
+    ) -> bool:
+        """Does the log show a message printed inside `body` (or a function it calls)?"""
         if not self.log_text:
             return False
         for stmt in body:
@@ -214,6 +216,12 @@ class Tracer:
                 # only a message printed from this one place in the code is evidence
                 if lead and self._prefix_count.get(lead) == 1 and lead in self.log_text:
                     return True
+                if depth < 3 and isinstance(n, ast.Call):
+                    callee = self.index.resolve_call(n, file, fn)
+                    if callee is not None and self._ran(
+                        callee.node.body, callee.file, callee, depth + 1
+                    ):
+                        return True
         return False
 
     def _calls(
