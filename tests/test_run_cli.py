@@ -100,7 +100,7 @@ def test_hanging_seed_hits_the_hard_timeout(
 ) -> None:
     out = tmp_path / "run"
     result = invoke(
-        runner, data_dir, out, "--seeds", "1", "2", "--env", "FAKE_MODE_1=hang", "--timeout", "1.5"
+        runner, data_dir, out, "--seeds", "1", "2", "--env", "FAKE_MODE_1=hang", "--timeout", "4"
     )
     assert result.exit_code == 1
     seeds = state(out)["seeds"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -98,7 +99,8 @@ def test_kill_mid_seed_then_resume(data_dir: Path, tmp_path: Path, sig: signal.S
     _, stderr = proc.communicate(timeout=30)
     if sig == signal.SIGKILL:
         # A SIGKILLed runner cannot clean up: its trainer (own session) is orphaned.
-        os.killpg(trainer_pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(trainer_pid, signal.SIGKILL)
     else:
         assert proc.returncode == 1
         assert b"rerun the same command to resume" in stderr
