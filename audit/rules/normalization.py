@@ -570,3 +570,124 @@ def _assigns(node: ast.If, names: set[str]) -> bool:
             ):
                 return True
     return False
+
+
+_REDUCTIONS = frozenset({"sum", "mean", "logsumexp", "norm", "amax", "nansum", "cumsum"})
+
+
+def _remainder_seed(node: ast.AST, model: ScoringModel, f: Func) -> bool:
+    """p(realized token) / p(its first bytes): a conditional for the realized token only."""
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)):
+        return False
+    for side in (node.left, node.right):
+        if isinstance(side, ast.Constant):
+            return False
+        if any(isinstance(n, ast.Call) and call_name(n) in _REDUCTIONS for n in ast.walk(side)):
+            return False
+    num, den = ast.unparse(node.left), ast.unparse(node.right)
+    if num in den:  # a / (1 + a): a sigmoid or a share, not a remainder
+        return False
+    return model.tlp.is_tainted(node.left, f) and model.tlp.is_tainted(node.right, f)
+
+
+def _mixtures(f: Func) -> Iterator[ast.BinOp]:
+    """`w * a + v * b`: two weighted terms added (a mixture of probabilities)."""
+    for n in walk_no_defs(f.node):
+        if (
+            isinstance(n, ast.BinOp)
+            and isinstance(n.op, ast.Add)
+            and isinstance(n.left, ast.BinOp)
+            and isinstance(n.left.op, ast.Mult)
+            and isinstance(n.right, ast.BinOp)
+            and isinstance(n.right.op, ast.Mult)
+        ):
+            yield n
+
+
+@register
+class RealizedTokenRemainder(Rule):
+    """Remainder probability of the realized token mixed as if it were a distribution.
+
+    ## What it does
+    Flags a ratio of two probabilities of the realized token — e.g. the token's probability
+    divided by the probability of its first byte, "the rest of this token" — that is then
+    mixed with another model's probability.
+
+    ## Why is this bad?
+    `p(token) / p(first byte)` is the conditional of one continuation only, chosen by the
+    realized token; the other continuations of that byte prefix get no mass in the mixture,
+    and the mass split between "first byte" and "remainder" is counted for the realized
+    token alone. The result is not a normalized distribution over the alphabet (C2).
+
+    ## Illegal example
+    ```python
+    import math
+    import torch.nn.functional as F
+
+    def score(logits, y, p_first_byte, p_other_rest, lam=0.5):
+        nll = F.cross_entropy(logits, y, reduction="none")
+        total = 0.0
+        for i in range(len(nll)):
+            p_tok = math.exp(-float(nll[i]))
+            p_b0 = float(F.softmax(logits[i], -1)[y[i]]) + 1e-9
+            rest = p_tok / p_b0
+            total -= math.log(lam * rest + (1 - lam) * p_other_rest[i])
+        return total
+
+    score(None, None, None, None)
+    ```
+
+    ## Legal example
+    ```python
+    import math
+    import torch.nn.functional as F
+
+    def score(logits, y, p_other, lam=0.5):
+        probs = F.softmax(logits, -1)
+        mix = lam * probs + (1 - lam) * p_other
+        total = 0.0
+        for i in range(len(y)):
+            total -= math.log(float(mix[i, y[i]]))
+        return total
+
+    score(None, None, None)
+    ```
+
+    ## References
+    - RULES.md C2 (docs/rules.md): remainders that count mass twice; the conditional byte-PPM
+      mixer ruling (upstream #2039).
+    """
+
+    id = "PG504"
+    name = "realized-token-remainder"
+    condition = "C2"
+    severity = Severity.ERROR
+    message = "remainder probability of the realized token mixed with another model: `{expr}`"
+
+    def check(self, ctx: object) -> Iterable[Finding]:
+        model = analyze(ctx)  # type: ignore[arg-type]
+        for f in model.functions():
+            if f.name == "<module>":
+                continue
+            seeds = [n for n in walk_no_defs(f.node) if _remainder_seed(n, model, f)]
+            if not seeds:
+                continue
+            mixes = list(_mixtures(f))
+            if not mixes:
+                continue
+            src = model.sources.get(f.file, "")
+            for n in seeds:
+                stmt = _statement_of(f, n)
+                start = {t for tg in _targets(stmt) for t in target_names(tg)}
+                flowed = local_flow(f, start) if start else set()
+                if not flowed or not any(mentions([m], flowed) for m in mixes):
+                    continue
+                if not model.live(f, n):
+                    continue
+                yield self.finding(
+                    file=f.file,
+                    line=n.lineno,
+                    function=_function_label(f),
+                    evidence=expr_text(n, src),
+                    expr=expr_text(n, src, 80),
+                )
