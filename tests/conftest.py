@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+# Fixture folders hold record-folder look-alikes (their own tests, logs, scripts): never collect them.
+collect_ignore = ["fixtures"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
