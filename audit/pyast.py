@@ -153,7 +153,7 @@ def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
             continue
         stack.extend(ast.iter_child_nodes(n))
     if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.For | ast.While):
-        if len(_WALK_CACHE) > 50_000:
+        if len(_WALK_CACHE) > 200_000:
             _WALK_CACHE.clear()
         # the node itself is kept in the value, so its id cannot be reused while cached
         _WALK_CACHE[id(node)] = (node, out)
@@ -191,10 +191,11 @@ class Program:
         self.funcs: list[Func] = []
         self.by_name: dict[str, list[Func]] = {}
         self.func_of_node: dict[int, Func] = {}
+        self.parent: dict[int, ast.AST] = {}
         for file, tree in trees.items():
             mod = Func(file, "<module>", f"{file}:<module>", tree)
             self._add(mod)
-            self._collect(file, tree, "", mod)
+            self._index(file, tree, mod)
         self._flow: dict[int, list[ast.AST]] = {}
         self.children: dict[int, list[Func]] = {}
         self.callers: dict[str, list[Func]] = {}
@@ -214,17 +215,32 @@ class Program:
         self.func_of_node[id(f.node)] = f
         self.by_name.setdefault(f.name, []).append(f)
 
-    def _collect(self, file: str, node: ast.AST, prefix: str, parent: Func) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                q = f"{prefix}{child.name}"
-                f = Func(file, child.name, q, child, _params(child), parent)
+    def _index(self, file: str, tree: ast.Module, mod: Func) -> None:
+        """One pass over the tree: parents, functions, and the nodes each function owns."""
+        owned: dict[int, list[ast.AST]] = {id(tree): []}
+        stack: list[tuple[ast.AST, ast.AST, Func, str]] = [
+            (c, tree, mod, "") for c in ast.iter_child_nodes(tree)
+        ]
+        while stack:
+            node, parent, owner, prefix = stack.pop()
+            self.parent[id(node)] = parent
+            owned[id(owner.node)].append(node)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                q = f"{prefix}{node.name}"
+                f = Func(file, node.name, q, node, _params(node), owner)
                 self._add(f)
-                self._collect(file, child, q + ".", f)
-            elif isinstance(child, ast.ClassDef):
-                self._collect(file, child, f"{prefix}{child.name}.", parent)
+                owned[id(node)] = []
+                stack.extend((c, node, f, q + ".") for c in ast.iter_child_nodes(node))
+            elif isinstance(node, ast.ClassDef):
+                stack.extend(
+                    (c, node, owner, f"{prefix}{node.name}.") for c in ast.iter_child_nodes(node)
+                )
             else:
-                self._collect(file, child, prefix, parent)
+                stack.extend((c, node, owner, prefix) for c in ast.iter_child_nodes(node))
+        for f in self.funcs:
+            nodes = owned.get(id(f.node))
+            if nodes is not None:
+                _WALK_CACHE[id(f.node)] = (f.node, nodes)
 
     def flow_nodes(self, f: Func) -> list[ast.AST]:
         """The nodes of `f` through which values flow (assignments, loops, calls, returns)."""

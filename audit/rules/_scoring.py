@@ -277,7 +277,7 @@ def build(
     model = ScoringModel(
         program, target, dist, tlp, _Reach(program, trees, config, logged_metrics), sources
     )
-    model.int_tables = _int_tables(trees)
+    model.int_tables = _int_tables(program)
     return model
 
 
@@ -324,11 +324,11 @@ def _int_list(node: ast.AST) -> bool:
     )
 
 
-def _int_tables(trees: dict[str, ast.Module]) -> frozenset[str]:
+def _int_tables(program: Program) -> frozenset[str]:
     """Names bound to literal tables of large integers (hash multipliers such as primes)."""
     out: set[str] = set()
-    for tree in trees.values():
-        for n in ast.walk(tree):
+    for f in program.funcs:
+        for n in walk_no_defs(f.node):
             if isinstance(n, ast.Assign) and _int_list(n.value):
                 for t in n.targets:
                     if isinstance(t, ast.Name):
@@ -361,15 +361,11 @@ class _Reach:
             self.evaluator = ConfigEvaluator(trees, config)
         except Exception:  # the phase model is optional: without it every function counts
             self.evaluator = None
-        self.parents: dict[int, ast.AST] = {}
-        for tree in trees.values():
-            for parent in ast.walk(tree):
-                for child in ast.iter_child_nodes(parent):
-                    self.parents[id(child)] = parent
+        self.parents = program.parent
         # name -> places where it is called or referenced
         self.refs: dict[str, list[tuple[ast.AST, Func]]] = {}
         for f in program.funcs:
-            for n in _walk_with_lambdas(f.node):
+            for n in walk_no_defs(f.node):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
                     self.refs.setdefault(n.id, []).append((n, f))
                 elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load):
@@ -473,16 +469,6 @@ def metric_prefix(call: ast.Call) -> str | None:
     if not text:
         return None
     return _head(text)
-
-
-def _walk_with_lambdas(node: ast.AST) -> Iterator[ast.AST]:
-    """Nodes of a function body, lambdas included, nested defs and classes excluded."""
-    stack = list(ast.iter_child_nodes(node))
-    while stack:
-        n = stack.pop()
-        yield n
-        if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            stack.extend(ast.iter_child_nodes(n))
 
 
 def _contains(body: Any, node: ast.AST) -> bool:
