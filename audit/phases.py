@@ -58,6 +58,7 @@ class PhaseModel:
     val: TaintAnalysis
     train_data: TaintAnalysis  # paths/loaders of train shards (not values derived from them)
     files: dict[str, str] = field(default_factory=dict)  # file -> text
+    memo: dict[str, Any] = field(default_factory=dict)  # shared results of the rules
 
     # ------------------------------------------------------------------ locations
 
@@ -190,7 +191,7 @@ def build(
         trace=trace,
         config=cfg,
         val=TaintAnalysis(index, VAL_SOURCE),
-        train_data=TaintAnalysis(index, TRAIN_SOURCE, paths_only=True),
+        train_data=TaintAnalysis(index, TRAIN_SOURCE, paths_only=True, eager=False),
         files=texts,
     )
 

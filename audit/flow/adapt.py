@@ -66,6 +66,13 @@ def _referenced(pm) -> set[str]:
 
 def val_updates(pm, *, include_off: bool = False) -> list[Update]:
     """Val-driven updates that run; with include_off, also those the config switches off."""
+    key = f"val_updates:{include_off}"
+    if key not in pm.memo:
+        pm.memo[key] = _val_updates(pm, include_off)
+    return list(pm.memo[key])
+
+
+def _val_updates(pm, include_off: bool) -> list[Update]:
     out: list[Update] = []
     referenced = _referenced(pm) if include_off else set()
     for fn in pm.index.iter_functions():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -108,13 +109,16 @@ class ProgramIndex:
         self.parent: dict[int, ast.AST] = {}
         self.by_node: dict[int, FunctionInfo] = {}
         self.node_file: dict[int, str] = {}
+        self.memo: dict[str, Any] = {}  # analyses sharing per-node results
         for file, tree in trees.items():
             self._index_file(file, tree)
 
     def _index_file(self, file: str, tree: ast.Module) -> None:
+        self.node_file[id(tree)] = file
         for parent in ast.walk(tree):
             for child in ast.iter_child_nodes(parent):
                 self.parent[id(child)] = parent
+                self.node_file[id(child)] = file
         self._collect(file, tree.body, prefix="", cls=None, outer=None)
 
     def _collect(
@@ -143,19 +147,13 @@ class ProgramIndex:
                 else:
                     self.by_name.setdefault(stmt.name, []).append(info)
                 self.by_node[id(stmt)] = info
-                for sub in ast.walk(stmt):
-                    self.node_file[id(sub)] = file
                 self._collect(file, stmt.body, prefix=f"{qual}.", cls=None, outer=info)
                 # nested functions are reachable by plain name from the enclosing body
             elif isinstance(stmt, ast.ClassDef):
                 ci = ClassInfo(name=stmt.name, file=file, node=stmt)
                 self.classes.setdefault(stmt.name, []).append(ci)
-                for sub in ast.walk(stmt):
-                    self.node_file.setdefault(id(sub), file)
                 self._collect(file, stmt.body, prefix=f"{prefix}{stmt.name}.", cls=ci, outer=outer)
             else:
-                for sub in ast.walk(stmt):
-                    self.node_file.setdefault(id(sub), file)
                 for attr in ("body", "orelse", "finalbody", "handlers"):
                     inner = getattr(stmt, attr, None)
                     if isinstance(inner, list) and inner and isinstance(inner[0], ast.AST):

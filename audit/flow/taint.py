@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from audit.flow.index import FunctionInfo, ProgramIndex
@@ -55,6 +54,16 @@ _PATH_FUNCS = frozenset(
         "fspath",
         "PurePath",
     }
+)
+_FLOW_NODES = (
+    ast.Assign,
+    ast.AnnAssign,
+    ast.AugAssign,
+    ast.NamedExpr,
+    ast.For,
+    ast.AsyncFor,
+    ast.withitem,
+    ast.Call,
 )
 _MAX_DEPTH = 14
 _MAX_CONTEXTS = 4000
@@ -105,6 +114,15 @@ def _body_nodes(fn: ast.AST) -> list[ast.AST]:
     return out
 
 
+def _assigns_attributes(flow: list[ast.AST]) -> bool:
+    for n in flow:
+        if isinstance(n, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            if any(isinstance(t, ast.Attribute) for t in targets):
+                return True
+    return False
+
+
 def _base_name(t: ast.expr) -> str | None:
     while isinstance(t, ast.Subscript | ast.Attribute | ast.Starred):
         t = t.value
@@ -115,7 +133,12 @@ class TaintAnalysis:
     """Taint for one source pattern over a ProgramIndex."""
 
     def __init__(
-        self, index: ProgramIndex, source: re.Pattern[str], *, paths_only: bool = False
+        self,
+        index: ProgramIndex,
+        source: re.Pattern[str],
+        *,
+        paths_only: bool = False,
+        eager: bool = True,
     ) -> None:
         self.index = index
         self.source = source
@@ -127,39 +150,64 @@ class TaintAnalysis:
         self._active: set[tuple[str, frozenset[str], bool]] = set()
         self._depth = 0
         self._edges_seen: set[tuple[int, str]] = set()
-        self.run()
+        # shared by every analysis of the same program (val, train)
+        self._parts_cache: dict[int, tuple[list[ast.AST], list[ast.Call], list[ast.AST]]] = (
+            index.memo.setdefault("taint_parts", {})
+        )
+        self._class_assigns = [
+            stmt
+            for classes in index.classes.values()
+            for ci in classes
+            for stmt in ci.node.body
+            if isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None
+        ]
+        self.run(eager)
 
     # ------------------------------------------------------------------ driver
 
-    def run(self) -> None:
-        # Global facts (class attributes, module names) first, to a fixed point, then every
-        # function once under the empty context so that its tainted calls are explored.
-        for _ in range(3):
-            before = (len(self.state.global_attrs), sum(map(len, self.state.global_names.values())))
+    def run(self, eager: bool = True) -> None:
+        """Global facts first (module and class scopes, functions that assign attributes), to
+        a fixed point; then, if eager, every function under the empty context so that every
+        call passing tainted data is explored (needed for `callers_with_taint`)."""
+        funcs = list(self.index.iter_functions())
+        writers = [fn for fn in funcs if _assigns_attributes(self._parts(fn.node)[0])]
+        for _ in range(4):
+            before = self._snapshot()
             for file, tree in self.index.trees.items():
                 self._scope_pass(file, tree)
             self._cache.clear()
-            for fn in list(self.index.iter_functions()):
+            for fn in writers:
                 self.analyse(fn, frozenset(), False)
-            after = (len(self.state.global_attrs), sum(map(len, self.state.global_names.values())))
-            if after == before:
+            if self._snapshot() == before:
                 break
+        if not eager:
+            return
+        for _ in range(2):
+            before = self._snapshot()
+            for fn in funcs:
+                self.analyse(fn, frozenset(), False)
+            if self._snapshot() == before:
+                break
+            self._cache.clear()
+
+    def _snapshot(self) -> tuple[int, int]:
+        return (
+            len(self.state.global_attrs),
+            sum(map(len, self.state.global_names.values())),
+        )
 
     def _scope_pass(self, file: str, tree: ast.Module) -> None:
         names = self.state.global_names.setdefault(file, set())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef):
-                for stmt in node.body:
-                    if (
-                        isinstance(stmt, ast.Assign | ast.AnnAssign)
-                        and stmt.value is not None
-                        and self.expr(stmt.value, names, None, file)
-                    ):
-                        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                        for t in targets:
-                            if isinstance(t, ast.Name):
-                                self.state.global_attrs.add(t.id)
-        for stmt in _body_nodes(tree):
+        for stmt in self._class_assigns:
+            if self.index.node_file.get(id(stmt)) != file:
+                continue
+            if self.expr(stmt.value, names, None, file):  # type: ignore[attr-defined]
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]  # type: ignore[attr-defined]
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        self.state.global_attrs.add(t.id)
+        flow, calls, _ = self._parts(tree)
+        for stmt in flow:
             if (
                 isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign)
                 and stmt.value is not None
@@ -170,9 +218,8 @@ class TaintAnalysis:
                         self._bind(t, names, None, top=True)
             elif isinstance(stmt, ast.For) and self.expr(stmt.iter, names, None, file):
                 self._bind(stmt.target, names, None, top=True)
-        for stmt in _body_nodes(tree):
-            if isinstance(stmt, ast.Call):
-                self.expr(stmt, names, None, file)
+        for call in calls:
+            self.expr(call, names, None, file)
 
     # ------------------------------------------------------------------ functions
 
@@ -201,25 +248,35 @@ class TaintAnalysis:
         names: set[str] = set(tparams)
         if self_t and fn.params:
             names.add(fn.params[0])
-        nodes = _body_nodes(fn.node)
+        flow, calls, rets = self._parts(fn.node)
         file = fn.file
         for _ in range(8):
             n0 = len(names)
-            for node in nodes:
+            for node in flow:
                 self._flow(node, names, fn, file, self_t, tparams)
             if len(names) == n0:
                 break
         # final pass: explore calls (records tainted edges and callee contexts)
-        for node in nodes:
-            if isinstance(node, ast.Call):
-                self.expr(node, names, fn, file)
-        returns = any(
-            isinstance(n, ast.Return | ast.Yield | ast.YieldFrom)
-            and n.value is not None
-            and self.expr(n.value, names, fn, file)
-            for n in nodes
-        )
+        for node in calls:
+            self.expr(node, names, fn, file)
+        returns = any(self.expr(n.value, names, fn, file) for n in rets)
         return FuncTaint(names, returns, self_t)
+
+    def _parts(self, node: ast.AST) -> tuple[list[ast.AST], list[ast.Call], list[ast.AST]]:
+        """Nodes of a body that move taint, its calls, and its returns (cached per node)."""
+        hit = self._parts_cache.get(id(node))
+        if hit is None:
+            nodes = _body_nodes(node)
+            flow = [n for n in nodes if isinstance(n, _FLOW_NODES)]
+            calls = [n for n in nodes if isinstance(n, ast.Call)]
+            rets = [
+                n
+                for n in nodes
+                if isinstance(n, ast.Return | ast.Yield | ast.YieldFrom) and n.value is not None
+            ]
+            hit = (flow, calls, rets)
+            self._parts_cache[id(node)] = hit
+        return hit
 
     def _flow(
         self,
@@ -401,6 +458,8 @@ class TaintAnalysis:
         if fn is None:
             names = set(self.state.global_names.get(file, set()))
         else:
+            if fn.qualname not in self.state.names_by_func:
+                self.analyse(fn, frozenset(), False)  # lazy analyses (eager=False)
             names = set(self.state.names_by_func.get(fn.qualname, set()))
             if self.state.self_by_func.get(fn.qualname) and fn.params:
                 names.add(fn.params[0])
@@ -408,7 +467,3 @@ class TaintAnalysis:
 
     def callers_with_taint(self, fn: FunctionInfo) -> list[TaintedCall]:
         return [c for c in self.state.tainted_calls if c.callee.qualname == fn.qualname]
-
-
-def source_predicate(pattern: re.Pattern[str]) -> Callable[[str], bool]:
-    return lambda s: bool(pattern.search(s))
