@@ -132,7 +132,7 @@ def append_section(path: Path, heading: str, intro: str, block: str) -> None:
     else:
         nxt = text.find("\n## ", at + len(heading) + 2)
         nxt = len(text) if nxt < 0 else nxt + 1
-        text = text[:nxt].rstrip("\n") + "\n" + block + "\n" + text[nxt:]
+        text = text[:nxt].rstrip("\n") + "\n\n" + block + "\n" + text[nxt:]
     path.write_text(text, encoding="utf-8")
 
 
