@@ -438,7 +438,18 @@ def _realized_test(test: ast.AST, model: ScoringModel, f: Func) -> bool:
             continue
         if any(isinstance(op, ast.Is | ast.IsNot | ast.In | ast.NotIn) for op in cmp.ops):
             continue
-        if any(model.tlp.is_tainted(side, f) for side in [cmp.left, *cmp.comparators]):
+        sides = [cmp.left, *cmp.comparators]
+        # bounds checks (`0 <= i < len(t)`), integer ids and sign tests are not thresholds on
+        # a probability
+        if any(isinstance(x, ast.Constant) and x.value == 0 for x in sides):
+            continue
+        if any(
+            isinstance(n, ast.Call) and call_name(n) in {"len", "int", "isinstance"}
+            for x in sides
+            for n in ast.walk(x)
+        ):
+            continue
+        if any(model.tlp.is_tainted(side, f) for side in sides):
             return True
     return False
 
