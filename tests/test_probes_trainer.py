@@ -64,3 +64,48 @@ def test_bundled_scorer_passes_every_probe(tmp_path: Path, extra: dict[str, str]
     c3 = next(r for r in report.results if r.condition == "C3")
     # With PPM the mixture adapts, so switching adaptation off must change later scores.
     assert c3.measured["adapt_mask_changes_later_scores"] is (extra["PPM_ENABLED"] == "1")
+
+
+# The bundled PPM mixture broken on purpose, two ways seen in real submissions.
+REALIZED_GATE = (
+    "        p, lam = ppm.prob(hist, t, hist[t])\n",
+    "        p, lam = ppm.prob(hist, t, hist[t])\n        lam = 0.5 if p > p_net[t] else 0.0\n",
+)
+UPDATE_FIRST = (
+    "        p, lam = ppm.prob(hist, t, hist[t])\n",
+    "        if adapt_mask is None or adapt_mask[t]:\n"
+    "            ppm.update(hist, t)\n"
+    "        p, lam = ppm.prob(hist, t, hist[t])\n",
+)
+# Counting x_t before scoring it while ignoring adapt_mask: neither C1 (no later token is
+# involved) nor C3 (the mask changes nothing) can see it, but every candidate is inflated.
+UPDATE_FIRST_NO_MASK = (
+    "        p, lam = ppm.prob(hist, t, hist[t])\n",
+    "        ppm.update(hist, t)\n        p, lam = ppm.prob(hist, t, hist[t])\n",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("patch", "failing"),
+    [(REALIZED_GATE, {"C2"}), (UPDATE_FIRST, {"C2", "C3"}), (UPDATE_FIRST_NO_MASK, {"C2"})],
+    ids=["realized-gate", "update-before-score", "update-before-score-ignoring-mask"],
+)
+def test_broken_ppm_variants_of_the_bundled_scorer_are_caught(
+    tmp_path: Path, patch: tuple[str, str], failing: set[str]
+) -> None:
+    source = TRAINER.read_text()
+    if source.count(patch[0]) != 1:
+        pytest.skip("the bundled PPM loop changed; update the patch anchors")
+    script = tmp_path / "train_gpt.py"
+    script.write_text(source.replace(patch[0], patch[1]))
+    report = run_probes(
+        script,
+        env={**TINY, "PPM_ENABLED": "1"},
+        data_dir=_shards(tmp_path / "data"),
+        slice_len=384,
+        positions=8,
+        timeout_s=300,
+    )
+    statuses = {r.condition: r.status for r in report.results}
+    assert {c for c, s in statuses.items() if s == "fail"} == failing, report.results
