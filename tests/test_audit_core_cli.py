@@ -181,3 +181,10 @@ def test_probe_calls_run_probes_with_timeout(
     assert result.exit_code == 0, result.output
     assert seen["args"] == (record, 12.0)
     assert json.loads(result.output)["probes"] == {"results": []}
+
+
+def test_unknown_select_prefix_is_an_input_error(runner: CliRunner, record: Path) -> None:
+    result = runner.invoke(main, ["audit", str(record), "--select", "PG9"])
+    assert result.exit_code == 2 and "no rule id starts with it" in result.output
+    result = runner.invoke(main, ["audit", str(record), "--ignore", "XX1"])
+    assert result.exit_code == 2

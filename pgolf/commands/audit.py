@@ -274,6 +274,7 @@ def command(
     if not folders:
         raise InputError("no folder given (usage: pgolf audit FOLDER...)")
 
+    _check_selection(_split(select), _split(ignore))
     reports: list[Any] = []
     failed: list[str] = []
     err = Console(stderr=True)
@@ -330,6 +331,17 @@ def command(
     threshold = FAIL_ON[fail_on]
     if any(f.severity.rank >= threshold for r in reports for f in r.active):
         ctx.exit(1)
+
+
+def _check_selection(select: list[str], ignore: list[str]) -> None:
+    """A --select/--ignore prefix that names no rule is a typo: say so instead of passing."""
+    from audit.engine import load_rules, select_rules
+
+    rules = load_rules()
+    for option, prefixes in (("--select", select), ("--ignore", ignore)):
+        for p in prefixes:
+            if not select_rules(rules, [p]):
+                raise InputError(f"{option} {p}: no rule id starts with it (see --list-rules)")
 
 
 def _write_markdown(reports: list[Any], write_md: Path | None, in_place: bool, force: bool) -> None:
