@@ -124,3 +124,27 @@ eval_sliding(None, None, None)
 """
     findings = [f for f in audit_source(src) if f.condition in {"C1", "C2", "C4"}]
     assert findings == []
+
+
+def test_polynomial_and_builtin_hash_keys_are_target_keyed() -> None:
+    src = """
+import numpy as np
+import torch.nn.functional as F
+
+
+def score(logits, y, ctx, table, totals, buckets):
+    nll = F.cross_entropy(logits, y, reduction="none")
+    out = 0.0
+    for t in range(len(y)):
+        key = (int(ctx[t]) * 1000003 + int(y[t])) % buckets
+        p = table[key] / max(totals[int(ctx[t]) % buckets], 1)
+        k2 = hash((int(ctx[t]), int(y[t]))) % buckets
+        q = table[k2]
+        out -= np.log(0.5 * np.exp(-float(nll[t])) + 0.4 * p + 0.1 * q)
+    return out
+
+
+score(None, None, None, None, None, 7)
+"""
+    got = {(f.line, f.rule) for f in audit_source(src) if f.rule.startswith("PG5")}
+    assert got == {(11, "PG501"), (13, "PG501")}

@@ -28,6 +28,7 @@ from audit.unpack import classify_lang
 
 _EXP_CALLS = frozenset({"exp", "exp2", "expm1", "logaddexp", "logaddexp2", "pow"})
 _RANGE_CALLS = frozenset({"arange", "range", "linspace"})
+_HASH_CALLS = frozenset({"hash", "crc32", "adler32", "xxh64", "xxh3_64", "murmurhash3_32"})
 
 
 def _is_hash_mult(node: ast.BinOp, tables: frozenset[str]) -> bool:
@@ -67,8 +68,18 @@ def _over_candidates(node: ast.AST) -> bool:
 
 def _hash_combine(expr: ast.AST, target: Taint, f: Func, tables: frozenset[str]) -> bool:
     """A hash step (XOR, or multiply by a prime) over the realized target, not over every candidate."""
+    if isinstance(expr, ast.Call) and call_name(expr) in _HASH_CALLS:
+        return any(target.is_tainted(a, f) for a in expr.args) and not _over_candidates(expr)
     if not isinstance(expr, ast.BinOp):
         return False
+    if isinstance(expr.op, ast.Mod | ast.BitAnd):
+        # `(ctx * P + target) % buckets`: a bucket index computed over the target
+        inner = expr.left
+        has_step = any(
+            isinstance(n, ast.BinOp) and (isinstance(n.op, ast.BitXor) or _is_hash_mult(n, tables))
+            for n in ast.walk(inner)
+        )
+        return has_step and not _over_candidates(expr) and target.is_tainted(inner, f)
     if isinstance(expr.op, ast.BitXor):
         sides = [expr.left, expr.right]
     elif _is_hash_mult(expr, tables):
