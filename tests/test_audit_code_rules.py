@@ -148,3 +148,23 @@ score(None, None, None, None, None, 7)
 """
     got = {(f.line, f.rule) for f in audit_source(src) if f.rule.startswith("PG5")}
     assert got == {(11, "PG501"), (13, "PG501")}
+
+
+def test_power_forms_of_the_byte_spread() -> None:
+    src = """
+import numpy as np
+import torch.nn.functional as F
+
+
+def spread(logits, y, lens, ppm):
+    p = np.exp(-F.cross_entropy(logits, y, reduction="none").numpy())
+    n = lens[y.numpy()]
+    pb = np.power(p, 1.0 / n)
+    pc = p ** (1 / n)
+    return -np.log(0.5 * pb + 0.5 * ppm).sum() - np.log(pc).sum()
+
+
+spread(None, None, None, None)
+"""
+    got = {(f.line, f.rule) for f in audit_source(src) if f.rule.startswith("PG5")}
+    assert got == {(9, "PG503"), (10, "PG503")}

@@ -218,6 +218,18 @@ def _is_reciprocal(node: ast.AST) -> bool:
 
 def _spread_seed(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
     """log p(target) / n_bytes(target), or p(target) ** (1 / n_bytes(target))."""
+    if (
+        isinstance(expr, ast.Call)
+        and call_name(expr) in {"power", "pow", "float_power"}
+        and len(expr.args) == 2
+        and _is_reciprocal(expr.args[1])
+    ):
+        num, den = expr.args[0], expr.args[1].right  # type: ignore[attr-defined]
+        return (
+            model.tlp.is_tainted(num, f)
+            and _target_sized(den, model, f)
+            and not model.tlp.is_tainted(den, f)
+        )
     if not isinstance(expr, ast.BinOp):
         return False
     if isinstance(expr.op, ast.Div):
@@ -348,9 +360,9 @@ class TokenProbabilityByteSpread(Rule):
             (f, n)
             for f in model.functions()
             for n in walk_no_defs(f.node)
-            if isinstance(n, ast.BinOp)
-            and isinstance(n.op, ast.Div | ast.Pow | ast.Mult)
-            and _spread_seed(n, model, f)
+            if (isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div | ast.Pow | ast.Mult))
+            or (isinstance(n, ast.Call) and call_name(n) in {"power", "pow", "float_power"})
+            if _spread_seed(n, model, f)
         ]
         if not seeds:
             return
@@ -359,7 +371,9 @@ class TokenProbabilityByteSpread(Rule):
         for f in model.functions():
             if any(spread.is_tainted(a, f) for a in _exp_args(f)):
                 exp_in.add(id(f.node))
-        if not exp_in:
+        if not exp_in and not any(
+            isinstance(n, ast.Call) or isinstance(getattr(n, "op", None), ast.Pow) for _, n in seeds
+        ):
             return
         for f, n in seeds:
             # The spread must become a probability: exponentiated in this function, or handed
@@ -367,7 +381,15 @@ class TokenProbabilityByteSpread(Rule):
             stmt = _statement_of(f, n)
             start = {t for tg in _targets(stmt) for t in target_names(tg)}
             flowed = local_flow(f, start) if start else set()
-            local = _inside_exp(f, n) or (flowed and mentions(list(_exp_args(f)), flowed))
+            # p ** (1 / n) is already a probability; log p / n becomes one once exponentiated
+            is_power = isinstance(n, ast.Call) or (
+                isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow)
+            )
+            local = (
+                is_power
+                or _inside_exp(f, n)
+                or bool(flowed and mentions(list(_exp_args(f)), flowed))
+            )
             handed_on = bool(flowed) and _returns_any(f, flowed) and len(exp_in - {id(f.node)}) > 0
             if not (local or handed_on) or not model.live(f, n):
                 continue
