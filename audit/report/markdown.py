@@ -104,10 +104,12 @@ def _finding_md(f: Finding, report: AuditReport) -> list[str]:
     return lines
 
 
-def _rules_for(condition: str, rule_ids: Iterable[str]) -> list[str]:
+def _rules_for(condition: str, rule_ids: Iterable[str], probed: bool) -> list[str]:
     out = []
     for rid in rule_ids:
         cls = REGISTRY.get(rid)
+        if getattr(cls, "probe", False) and not probed:
+            continue  # probe rules only report when --probe ran
         if cls is not None and cls.condition == condition:
             out.append(f"{cls.id} {cls.name}")
     return out
@@ -176,7 +178,7 @@ def to_markdown(report: AuditReport) -> str:
             for f in fs:
                 out += _finding_md(f, report)
             out.append("")
-        checked = _rules_for(c, report.rules_run)
+        checked = _rules_for(c, report.rules_run, bool(report.probes))
         out.append("Checked: " + (", ".join(checked) if checked else "no static rule covers this."))
         out += ["", f"Not checkable statically: {NOT_STATIC[c]}", ""]
     if report.probes:

@@ -219,32 +219,34 @@ class CodeCountedBelowShipped(Rule):
         shipped = shipped_code_bytes(ctx)
         if not shipped:
             return
-        done: set[tuple[int, int]] = set()
+        # One finding per counted code size (every seed of a claim usually shares it), on the
+        # log whose recomputed total is largest.
+        groups: dict[int, list[tuple[int | None, Any]]] = {}
         for log in ctx.runs():
             counted = num(getattr(log, "bytes_code", None))
             model = num(getattr(log, "bytes_model", None))
             if counted is None or counted >= shipped:
                 continue
-            key = (int(counted), int(model or 0))
-            if key in done:
-                continue
-            done.add(key)
             recomputed = int(model) + shipped if model is not None else None
+            groups.setdefault(int(counted), []).append((recomputed, log))
+        for counted, items in sorted(groups.items()):
+            recomputed, log = max(items, key=lambda t: t[0] or 0)
             compressed = _counts_compressed(ctx, log)
             over = recomputed is not None and recomputed > CAP
             # Logs of the time often counted the code at its compressed size without saying
             # so, and maintainers accepted that: over the cap this way is a warning.
             sev = Severity.INFO if compressed else Severity.WARNING
-            if over and not compressed:
-                tail_note = ", over the cap"
-            else:
-                tail_note = ""
-            tail = f"; model + shipped code = {recomputed:,} bytes{tail_note}" if recomputed else ""
+            tail = ""
+            if recomputed:
+                tail = f"; model + shipped code = {recomputed:,} bytes"
+                tail += ", over the cap" if over and not compressed else ""
             if compressed:
                 tail += " (the log counts the code compressed)"
+            if len(items) > 1:
+                tail += f"; same in {len(items) - 1} other log(s)"
             rel = ctx.relpath(log.path)
             yield self.finding(
-                file=rel, severity=sev, log=rel, counted=int(counted), shipped=shipped, tail=tail
+                file=rel, severity=sev, log=rel, counted=counted, shipped=shipped, tail=tail
             )
 
 
