@@ -231,6 +231,8 @@ def _probes_md(probes: dict[str, Any]) -> list[str]:
     ]
     for r in results:
         measured = r.get("measured") or {}
+        if not isinstance(measured, dict):
+            measured = {"value": measured}
         m = ", ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in measured.items()
         )

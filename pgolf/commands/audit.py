@@ -63,7 +63,10 @@ def _print_text(console: Console, report: Any) -> None:
     if probes.get("error"):
         console.print(f"  [yellow]probes could not run: {escape(str(probes['error']))}[/]")
     for p in probes.get("results") or []:
-        measured = ", ".join(f"{k}={v}" for k, v in (p.get("measured") or {}).items())
+        raw = p.get("measured") or {}
+        measured = (
+            ", ".join(f"{k}={v}" for k, v in raw.items()) if isinstance(raw, dict) else str(raw)
+        )
         console.print(
             f"  probe {escape(str(p.get('condition')))} {escape(str(p.get('name')))}: "
             f"{escape(str(p.get('status')))} {escape(measured)}"
