@@ -230,6 +230,8 @@ def _probes_md(probes: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for r in results:
+        if not isinstance(r, dict):
+            r = {"detail": str(r)}
         measured = r.get("measured") or {}
         if not isinstance(measured, dict):
             measured = {"value": measured}

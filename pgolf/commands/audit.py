@@ -63,6 +63,8 @@ def _print_text(console: Console, report: Any) -> None:
     if probes.get("error"):
         console.print(f"  [yellow]probes could not run: {escape(str(probes['error']))}[/]")
     for p in probes.get("results") or []:
+        if not isinstance(p, dict):
+            p = {"detail": str(p)}
         raw = p.get("measured") or {}
         measured = (
             ", ".join(f"{k}={v}" for k, v in raw.items()) if isinstance(raw, dict) else str(raw)
