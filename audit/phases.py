@@ -17,6 +17,9 @@ rules use.
 from __future__ import annotations
 
 import ast
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +62,7 @@ class PhaseModel:
     train_data: TaintAnalysis  # paths/loaders of train shards (not values derived from them)
     files: dict[str, str] = field(default_factory=dict)  # file -> text
     memo: dict[str, Any] = field(default_factory=dict)  # shared results of the rules
+    problems: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ locations
 
@@ -203,9 +207,26 @@ def analyze(ctx: AuditContext) -> PhaseModel:
         return cached
     trees = {name: sf.tree for name, sf in ctx.sources.items() if sf.tree is not None}
     texts = {name: sf.text for name, sf in ctx.sources.items()}
-    model = build(trees, dict(ctx.config), texts, _log_text(ctx))
+    try:
+        with deep_recursion():
+            model = build(trees, dict(ctx.config), texts, _log_text(ctx))
+    except RecursionError:
+        # pathologically nested code: judge nothing rather than fail every rule
+        model = build({}, dict(ctx.config), {})
+        model.problems.append("code nested too deeply for data-flow analysis; not analysed")
     ctx.cache[CACHE_KEY] = model
     return model
+
+
+@contextmanager
+def deep_recursion(limit: int = 6000) -> Iterator[None]:
+    """Room for the recursive AST walks on long expression chains (restored after)."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def _log_text(ctx: AuditContext, limit: int = 2_000_000, max_logs: int = 4) -> str:

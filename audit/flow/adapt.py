@@ -75,6 +75,15 @@ def val_updates(pm, *, include_off: bool = False) -> list[Update]:
 def _val_updates(pm, include_off: bool) -> list[Update]:
     out: list[Update] = []
     referenced = _referenced(pm) if include_off else set()
+    for file, tree in pm.index.trees.items():  # module-level scripts
+        for node in _body_nodes(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            loss = _is_backward(node)
+            if loss is None or not pm.val.tainted_in(loss, None, file):
+                continue
+            if pm.is_reached(node):
+                out.append(Update(node, loss, None, file, pm.phases_of(node)))
     for fn in pm.index.iter_functions():
         for node in _body_nodes(fn.node):
             if not isinstance(node, ast.Call):

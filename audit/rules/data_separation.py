@@ -18,7 +18,7 @@ from audit.flow.adapt import val_updates
 from audit.flow.index import FunctionInfo
 from audit.folder import read_text
 from audit.model import Finding, Rule, Severity, register
-from audit.phases import EVAL, TRAIN, PhaseModel, analyze
+from audit.phases import EVAL, TRAIN, PhaseModel, analyze, deep_recursion
 
 if TYPE_CHECKING:
     from audit.context import AuditContext
@@ -107,6 +107,10 @@ class ValGradientInTraining(Rule):
     message = "validation data reaches a gradient step before serialization in `{func}`{note}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         for upd in val_updates(pm):
             if TRAIN not in upd.phases:
@@ -213,6 +217,10 @@ class ValCalibration(Rule):
     message = "validation data passed to calibration `{callee}` before serialization{note}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         yield from (f for f, _ in _calibration_findings(self, pm))
 
@@ -294,6 +302,10 @@ class ValStoredInArtifact(Rule):
     message = "serialized payload carries validation data (`{expr}`){note}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         if _calibration_findings(ValCalibration(), pm):
             return  # the calibrated weights carry the taint; PG302 already says why
@@ -397,6 +409,10 @@ class ValSelection(Rule):
     message = "training-phase decision depends on a validation score: `{expr}`{note}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         if pm.trace.serialize is None:
             return
@@ -485,6 +501,10 @@ class TrainDataAtEval(Rule):
     message = "training data read after the artifact is written: `{expr}`{note}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         if pm.trace.serialize is None:
             return
@@ -583,6 +603,10 @@ class ValAliasedAsTrain(Rule):
     message = "validation shard used as training data: `{expr}`"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         texts: list[tuple[str, str]] = []
         if ctx.readme:
             texts.append(("README.md", ctx.readme))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from audit.flow.adapt import Update, is_slot, is_throwaway, scored_first, val_updates
 from audit.model import Finding, Rule, Severity, register
-from audit.phases import EVAL, TRAIN, UNKNOWN, PhaseModel, analyze
+from audit.phases import EVAL, TRAIN, UNKNOWN, PhaseModel, analyze, deep_recursion
 
 if TYPE_CHECKING:
     from audit.context import AuditContext
@@ -118,6 +118,12 @@ class AdaptBeforeScore(Rule):
     message = "model adapted on validation tokens {how} in `{func}`{note}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
+        for problem in analyze(ctx).problems:
+            yield self.finding(severity=Severity.INFO, message=f"C3 not checked: {problem}")
         for pm, upd, verdict in _eval_side(ctx):
             if is_slot(upd.func):
                 continue
@@ -206,6 +212,10 @@ class PreQuantValAdaptation(Rule):
     message = "gradient step on validation data before the artifact is written, in `{func}`{note}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         for upd in val_updates(pm):
             if TRAIN not in upd.phases:
@@ -296,6 +306,10 @@ class SlotOnScoredPositions(Rule):
     message = "delta optimised on validation targets before they are scored, in `{func}`{note}"
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         for pm, upd, _verdict in _eval_side(ctx):
             if not is_slot(upd.func):
                 continue
