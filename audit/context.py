@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from audit import facts
+from audit.claims import num, per_seed
 from audit.folder import FolderFile, FolderScan, read_head, read_text, scan_folder
 
 
@@ -138,15 +139,13 @@ class AuditContext:
         a claim without per-seed scores picks the runs that match its headline score (a
         single-run claim); statistics never do, a mean may equal one run by chance.
         """
-        from audit.rules._claims import per_seed
-
         runs = self.runs()
         claimed = list(per_seed(self.submission, "val_bpb").values())
         if not claimed and headline:
             # A single-run claim: the headline score identifies its log.
-            headline = (self.submission or {}).get("val_bpb")
-            if isinstance(headline, int | float) and not isinstance(headline, bool):
-                claimed = [float(headline)]
+            score = num((self.submission or {}).get("val_bpb"))
+            if score is not None:
+                claimed = [score]
         picked = [
             lg
             for lg in runs

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit.rules._claims import claimed_bytes, claimed_std, claimed_times, num, per_seed
+from audit.claims import claimed_bytes, claimed_std, claimed_times, num, per_seed
 
 SEEDS = st.dictionaries(
     st.integers(min_value=0, max_value=100_000),

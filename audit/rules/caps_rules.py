@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from audit import facts
+from audit.claims import claimed_bytes, claimed_times, num
 from audit.context import AuditContext
 from audit.model import Finding, Rule, Severity, register
-from audit.rules._claims import claimed_bytes, claimed_times, num
 
 CAP = int(facts.BYTES_CAP.limit)
 ARTIFACT_SUFFIXES = (".ptz", ".pt", ".pth", ".int8", ".zst", ".xz", ".lzma")

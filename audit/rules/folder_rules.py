@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from audit import facts, suppress
+from audit.claims import num, per_seed
 from audit.context import AuditContext, looks_like_log
 from audit.model import Finding, Rule, Severity, register
-from audit.rules._claims import num, per_seed
 
 
 @register

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from audit import facts
+from audit.claims import claimed_std, num
 from audit.context import AuditContext
 from audit.model import Finding, Rule, Severity, register
-from audit.rules._claims import claimed_std, num
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

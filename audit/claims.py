@@ -1,6 +1,6 @@
 """What a submission.json claims, read leniently from the many historical key spellings.
 
-Shared by the folder, caps and statistics rules; not a rule module (leading underscore).
+Shared by the context and the folder, caps and statistics rules.
 """
 
 from __future__ import annotations
