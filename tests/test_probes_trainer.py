@@ -51,8 +51,8 @@ def test_bundled_scorer_passes_every_probe(tmp_path: Path, extra: dict[str, str]
         TRAINER,
         env={**TINY, **extra},
         data_dir=_shards(tmp_path / "data"),
-        slice_len=384,
-        positions=8,
+        slice_len=192,
+        positions=6,
         timeout_s=300,
     )
     statuses = {r.condition: (r.status, r.detail) for r in report.results}
@@ -103,8 +103,8 @@ def test_broken_ppm_variants_of_the_bundled_scorer_are_caught(
         script,
         env={**TINY, "PPM_ENABLED": "1"},
         data_dir=_shards(tmp_path / "data"),
-        slice_len=384,
-        positions=8,
+        slice_len=192,
+        positions=6,
         timeout_s=300,
     )
     statuses = {r.condition: r.status for r in report.results}
