@@ -166,6 +166,18 @@ def test_wrong_output_shape_is_a_protocol_error(tmp_path: Path) -> None:
     assert "returned shape (3,), expected (32,)" in report.results[0].detail
 
 
+def test_unusable_scorer_description_is_a_protocol_error(tmp_path: Path) -> None:
+    script = tmp_path / "odd.py"
+    script.write_text(
+        "class S:\n    vocab_size = 1\n    level = 'char'\n"
+        "    def score(self, tokens, adapt_mask=None):\n        return None\n"
+        "def pgolf_scorer(artifact_path=None, **overrides):\n    return S()\n"
+    )
+    report = run_probes(script, timeout_s=60)
+    assert report.status == "error"
+    assert "vocab_size=1, level='char'" in report.results[0].detail
+
+
 def test_child_environment_drops_proxies() -> None:
     env = child_environment(Path("/tmp/x"), {"ALL_PROXY": "p", "NUM_LAYERS": "2"})
     assert "ALL_PROXY" not in env and env["NUM_LAYERS"] == "2" and env["HOME"] == "/tmp/x"

@@ -215,6 +215,13 @@ def run_probes(
         client = ScorerClient(proc, desc)
         total = _planned_calls(slice_len, positions, batched=client.has_batch)
         info.update(vocab_size=client.vocab_size, level=client.level, batched=client.has_batch)
+        if client.vocab_size < 2 or client.level not in ("token", "byte"):
+            reason = (
+                f"the scorer reports vocab_size={client.vocab_size}, level={client.level!r}: "
+                "expected vocab_size >= 2 and level 'token' or 'byte' (docs/scorer-protocol.md)"
+            )
+            results = _all("error", reason)
+            return ProbeReport(results, _findings(script, results, proc.blocked), info)
         piece = resolve_slice(client.vocab_size, client.level, length=slice_len, data_dir=data_dir)
         info["slice"] = {"source": piece.source, "tokens": len(piece.tokens), "real": piece.real}
         if not piece.real:
