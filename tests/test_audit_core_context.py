@@ -134,3 +134,11 @@ def test_self_audit_without_a_verdict_line(record: Path) -> None:
     assert by_file["STATIC_AUDIT_NOTES.md"].claims_legal
     assert by_file["STATIC_AUDIT_NOTES.md"].conclusion is None
     assert not by_file["LEGALITY.md"].claims_legal
+
+
+def test_runner_placeholder_is_not_a_self_audit(record: Path) -> None:
+    (record / "LEGALITY_AUDIT.md").write_text(
+        "# Legality audit\n\nThe pgolf auditor is not available in this installation.\n"
+        f"Run `pgolf audit {record}` once it is installed.\n"
+    )
+    assert build_context(record).self_audits == []
