@@ -32,7 +32,6 @@ import io
 import math
 import os
 import sys
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -74,7 +73,7 @@ class Hyperparameters:
         self.tokenizer_path = self._get(
             "TOKENIZER_PATH", os.path.join(self.data_path, "tokenizer.model")
         )
-        self.run_id = self._get("RUN_ID", uuid.uuid4().hex[:12])
+        self.run_id = self._get("RUN_ID", "")
         self.seed = self._get("SEED", 1337)
         # training length and batch
         self.iterations = self._get("ITERATIONS", 150)
@@ -114,8 +113,8 @@ class Hyperparameters:
         # evaluation
         self.eval_stride = self._get("EVAL_STRIDE", 0)
         self.ppm_enabled = self._get("PPM_ENABLED", 0)
-        self.ppm_order = self._get("PPM_ORDER", 4)
-        self.ppm_lambda_max = self._get("PPM_LAMBDA_MAX", 0.6)
+        self.ppm_order = self._get("PPM_ORDER", 6)
+        self.ppm_lambda_max = self._get("PPM_LAMBDA_MAX", 0.9)
         self.ppm_confidence_beta = self._get("PPM_CONFIDENCE_BETA", 2.0)
         # runtime
         self.device = self._get("DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
@@ -135,7 +134,8 @@ class Hyperparameters:
             raise ValueError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
 
     def items(self) -> list[tuple[str, object]]:
-        return [(n.lower(), getattr(self, n.lower())) for n in self._names]
+        # RUN_ID is a label, not configuration: seeds of one claim must dump identically (R6).
+        return [(n.lower(), getattr(self, n.lower())) for n in self._names if n != "RUN_ID"]
 
 
 # -----------------------------
@@ -766,9 +766,8 @@ def main() -> None:
     log0("=" * 100)
     log0(f"Running Python {sys.version}")
     log0(f"Running PyTorch {torch.__version__}")
-    log0(
-        f"device:{device.type} {torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}"
-    )
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+    log0(f"Running on {device.type} {gpu} threads {torch.get_num_threads()}")
     log0("=" * 100)
     for key, value in args.items():
         log0(f"{key}:{value}")
@@ -833,15 +832,10 @@ def main() -> None:
                 loss = model(x, y)
             (loss / args.grad_accum_steps).backward()
             total += loss.detach() / args.grad_accum_steps
-        frac = (
-            min(step / args.muon_momentum_warmup_steps, 1.0)
-            if args.muon_momentum_warmup_steps > 0
-            else 1.0
-        )
+        frac = min(step / max(args.muon_momentum_warmup_steps, 1), 1.0)
+        momentum = (1 - frac) * args.muon_momentum_warmup_start + frac * args.muon_momentum
         for group in muon.param_groups:
-            group["momentum"] = (
-                1 - frac
-            ) * args.muon_momentum_warmup_start + frac * args.muon_momentum
+            group["momentum"] = momentum
         for opt in optimizers:
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * scale
