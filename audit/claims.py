@@ -62,8 +62,25 @@ _ALIASES = {
     "val_bpb": ("val_bpb", "bpb", "final_val_bpb"),
     "val_loss": ("val_loss", "loss"),
     "bytes_total": ("bytes_total", "artifact_bytes", "total_bytes", "bytes", "size_bytes"),
+    # Unitless "eval_time"/"train_time" are left out: logs of the time used ms and s alike.
     "train_time_s": ("train_time_s", "train_seconds", "training_time_s"),
-    "eval_time_s": ("eval_time_s", "eval_seconds", "eval_time"),
+    "eval_time_s": ("eval_time_s", "eval_seconds", "evaluation_time_s"),
+}
+_BYTES_KEYS = (
+    "bytes_total",
+    "bytes_total_max",
+    "artifact_bytes",
+    "artifact_bytes_max",
+    "artifact_bytes_mean",
+    "total_bytes",
+    "bytes_max",
+    "submission_bytes",
+    "total_submission_bytes",
+    "artifact_size_bytes",
+)
+_SECONDS_KEYS = {
+    "train_time_s": ("training_time_seconds", "train_seconds", "train_time_seconds"),
+    "eval_time_s": ("eval_seconds", "eval_time_seconds", "evaluation_time_seconds"),
 }
 _MS_ALIASES = {
     "train_time_s": ("train_time_ms", "train_ms"),
@@ -88,7 +105,7 @@ def claimed_bytes(sub: Mapping[str, Any] | None) -> list[tuple[str, float]]:
     if not sub:
         return []
     out = []
-    for key in ("bytes_total", "bytes_total_max", "artifact_bytes", "total_bytes", "bytes_max"):
+    for key in _BYTES_KEYS:
         v = num(sub.get(key))
         if v is not None:
             out.append((key, v))
@@ -103,7 +120,7 @@ def claimed_times(sub: Mapping[str, Any] | None, field: str) -> list[tuple[str, 
         return []
     out = []
     base = field[: -len("_s")]
-    for key in (field, f"{base}_max_s"):
+    for key in (field, f"{base}_max_s", *_SECONDS_KEYS.get(field, ())):
         v = num(sub.get(key))
         if v is not None:
             out.append((key, v))

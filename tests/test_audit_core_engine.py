@@ -260,3 +260,27 @@ def test_audit_runs_without_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "pass"
+
+
+def test_shipped_artifact_over_cap_is_recomputed(record: Path) -> None:
+    # A synthetic folder whose logs say nothing about size: the file itself counts.
+    for log in record.glob("train_seed*.log"):
+        text = log.read_text().splitlines()
+        log.write_text("\n".join(ln for ln in text if "bytes" not in ln) + "\n")
+    sub = json.loads((record / "submission.json").read_text())
+    del sub["bytes_total"]
+    (record / "submission.json").write_text(json.dumps(sub))
+    (record / "final_model.int8.ptz").write_bytes(b"\0" * (16_000_000 - 100))
+    report = audit_folder(record)
+    (f,) = [f for f in report.active if f.rule == "PG201"]
+    assert f.file == "final_model.int8.ptz" and f.severity == Severity.ERROR
+    assert report.verdict == "fail"
+
+
+def test_claimed_times_over_cap(record: Path) -> None:
+    sub = json.loads((record / "submission.json").read_text())
+    sub["training_time_seconds"] = 700
+    sub["eval_time_ms_by_seed"] = {"42": 640000}
+    (record / "submission.json").write_text(json.dumps(sub))
+    ids = {(f.rule, f.severity) for f in audit_folder(record).active}
+    assert ("PG211", Severity.ERROR) in ids and ("PG212", Severity.ERROR) in ids

@@ -24,11 +24,15 @@ def shipped_code_bytes(ctx: AuditContext) -> int:
 
 
 def _artifacts(ctx: AuditContext) -> list[tuple[str, int]]:
-    return [
-        (rel, f.size)
-        for rel, f in ctx.files.items()
-        if Path(rel).suffix in ARTIFACT_SUFFIXES and "model" in Path(rel).name
-    ]
+    """Serialized model files shipped in the folder (torch files always, others named model)."""
+    out = []
+    for rel, f in ctx.files.items():
+        p = Path(rel)
+        if p.suffix in (".pt", ".ptz", ".pth") or (
+            p.suffix in (*ARTIFACT_SUFFIXES, ".bin") and "model" in p.name.lower()
+        ):
+            out.append((rel, f.size))
+    return out
 
 
 @register
