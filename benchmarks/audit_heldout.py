@@ -1,0 +1,278 @@
+"""Accuracy of `pgolf audit` on real record claims held out from the labelled dev set.
+
+Two sets, both disjoint from ``/work/shared/labels/dev.tsv`` (no folder and no PR of it):
+
+- valid: every record folder merged on ``refs/heads/main`` of the upstream mirror that is
+  not a dev folder; those the upstream README leaderboard links are marked as records.
+  A valid folder *fails* when its report has an unsuppressed error finding.
+- invalid: a hand-labelled list (``INVALID`` below) of pull requests whose record folder
+  contains a mechanism RULES.md forbids, each checked by reading the code and the logged
+  configuration (not by keyword). A claim is *caught* when the report has an unsuppressed
+  error finding of the labelled condition.
+
+Folders are copied out of the mirror (``PGOLF_MIRROR``) into ``$PGOLF_HELDOUT_CACHE``
+(default ``/tmp/pgolf-heldout``), never into the repository; files the mirror omits
+(>= 4 MiB) are skipped. Without ``PGOLF_MIRROR`` the benchmark skips.
+
+    PGOLF_MIRROR=/work/.mirror/openai+parameter-golf/repo python benchmarks/audit_heldout.py -v
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fetch_labels import DEFAULT_LABELS, read_labels
+
+TRACK_DIRS = ("records/track_10min_16mb/", "records/track_non_record_16mb/")
+MAX_BLOB_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A self-labelled invalid claim: where it is, the condition broken, and how."""
+
+    pr: int
+    folder: str
+    condition: str
+    mechanism: str
+
+
+# Each row was labelled by reading the folder's code at the PR head and its logs' hyperparameter
+# dump: the mechanism is present and switched on in the configuration that produced the score.
+INVALID: list[Invalid] = []
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("PGOLF_HELDOUT_CACHE", "/tmp/pgolf-heldout"))
+
+
+def _git(mirror: Path, *args: str) -> bytes:
+    return subprocess.run(["git", "-C", str(mirror), *args], check=True, capture_output=True).stdout
+
+
+def copy_folder(mirror: Path, ref: str, folder: str, dest: Path) -> Path | None:
+    """Copy ``folder`` at ``ref`` out of the mirror into ``dest`` once; None if absent."""
+    done = dest / ".pgolf-fetched"
+    if done.exists():
+        return dest
+    try:
+        listing = _git(mirror, "ls-tree", "-r", "-l", "-z", ref, "--", folder + "/")
+    except subprocess.CalledProcessError:
+        return None
+    entries = [e for e in listing.decode("utf-8", "replace").split("\0") if e]
+    if not entries:
+        return None
+    for raw in entries:
+        meta, _, path = raw.partition("\t")
+        parts = meta.split()
+        if len(parts) < 4 or parts[1] != "blob":
+            continue
+        sha, size = parts[2], parts[3]
+        if size.isdigit() and int(size) >= MAX_BLOB_BYTES:
+            continue  # the mirror omits large files
+        rel = Path(path).relative_to(folder)
+        if ".." in rel.parts:
+            continue
+        try:
+            blob = _git(mirror, "cat-file", "blob", sha)
+        except subprocess.CalledProcessError:
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(blob)
+    dest.mkdir(parents=True, exist_ok=True)
+    done.write_text(ref + "\n")
+    return dest
+
+
+def merged_folders(mirror: Path) -> list[str]:
+    out = _git(mirror, "ls-tree", "-d", "--name-only", "refs/heads/main", *TRACK_DIRS)
+    return [ln.strip() for ln in out.decode("utf-8", "replace").splitlines() if ln.strip()]
+
+
+def leaderboard_folders(mirror: Path) -> set[str]:
+    """Record folders the upstream README links (its leaderboards)."""
+    readme = _git(mirror, "show", "refs/heads/main:README.md").decode("utf-8", "replace")
+    return {m.rstrip("/") for m in re.findall(r"\((records/[^)]*?)/README\.md\)", readme)}
+
+
+def heldout_valid(mirror: Path, labels_path: Path) -> list[tuple[str, bool]]:
+    """(folder, on the leaderboard) for every merged folder outside the dev labels."""
+    dev = {lb.folder for lb in read_labels(labels_path)} if labels_path.exists() else set()
+    board = leaderboard_folders(mirror)
+    return [(f, f in board) for f in merged_folders(mirror) if f not in dev]
+
+
+def findings_of(report: object) -> tuple[list[dict], list[dict]]:
+    """Unsuppressed error and warning findings as plain dicts."""
+    errors: list[dict] = []
+    warnings: list[dict] = []
+    for f in getattr(report, "findings", []):
+        if f.suppressed:
+            continue
+        sev = getattr(f.severity, "value", f.severity)
+        row = {
+            "rule": f.rule,
+            "condition": f.condition,
+            "file": f.file,
+            "line": f.line,
+            "message": (f.message or "")[:160],
+        }
+        if sev == "error":
+            errors.append(row)
+        elif sev == "warning":
+            warnings.append(row)
+    return errors, warnings
+
+
+def audit_one(folder: Path) -> dict:
+    from audit.engine import audit_folder
+
+    t = time.perf_counter()
+    try:
+        errors, warnings = findings_of(audit_folder(folder))
+        crash = None
+    except Exception as exc:  # a crash is a result too: it counts as not failed
+        errors, warnings, crash = [], [], f"{type(exc).__name__}: {exc}"
+    return {
+        "errors": errors,
+        "warnings": warnings,
+        "crash": crash,
+        "seconds": round(time.perf_counter() - t, 2),
+    }
+
+
+def _line(e: dict) -> str:
+    return f"{e['rule']} {e['condition']} {e['file']}:{e['line']} {e['message'][:90]}"
+
+
+def run_valid(mirror: Path, labels_path: Path, verbose: bool) -> list[dict]:
+    rows = []
+    for folder, board in heldout_valid(mirror, labels_path):
+        local = copy_folder(mirror, "refs/heads/main", folder, cache_root() / "main" / folder)
+        if local is None:
+            rows.append({"folder": folder, "leaderboard": board, "missing": True})
+            continue
+        row = {"folder": folder, "leaderboard": board, **audit_one(local)}
+        rows.append(row)
+        if verbose:
+            mark = "FAIL" if row["errors"] else "pass"
+            print(f"[valid] {mark} {folder} ({row['seconds']}s)")
+            for e in row["errors"][:6]:
+                print("    " + _line(e))
+    return rows
+
+
+def run_invalid(mirror: Path, labels_path: Path, verbose: bool) -> list[dict]:
+    dev_prs = {lb.pr for lb in read_labels(labels_path)} if labels_path.exists() else set()
+    rows = []
+    for item in INVALID:
+        if item.pr in dev_prs:
+            raise SystemExit(f"PR {item.pr} is in the dev labels: not held out")
+        dest = cache_root() / "pr" / str(item.pr) / Path(item.folder).name
+        local = copy_folder(mirror, f"refs/pull/{item.pr}/head", item.folder, dest)
+        if local is None:
+            rows.append({"pr": item.pr, "folder": item.folder, "missing": True})
+            continue
+        row = {
+            "pr": item.pr,
+            "folder": item.folder,
+            "condition": item.condition,
+            "mechanism": item.mechanism,
+            **audit_one(local),
+        }
+        row["caught"] = any(e["condition"] == item.condition for e in row["errors"])
+        rows.append(row)
+        if verbose:
+            mark = "caught" if row["caught"] else "MISSED"
+            print(f"[invalid] {mark} #{item.pr} {item.condition} ({row['seconds']}s)")
+            for e in row["errors"][:6]:
+                print("    " + _line(e))
+    return rows
+
+
+def summarise(valid: list[dict], invalid: list[dict]) -> None:
+    present = [r for r in valid if not r.get("missing")]
+    failed = [r for r in present if r["errors"]]
+    board = [r for r in present if r["leaderboard"]]
+    board_failed = [r for r in board if r["errors"]]
+    print(f"\nvalid held-out: {len(present)} folders ({len(valid) - len(present)} missing)")
+    if present:
+        print(
+            f"  false positives: {len(failed)}/{len(present)}"
+            f" ({100 * len(failed) / len(present):.1f}%);"
+            f" leaderboard records {len(board_failed)}/{len(board)}"
+        )
+    for r in failed:
+        print(f"    {r['folder']}: " + " | ".join(_line(e) for e in r["errors"][:3]))
+    crashes = [r for r in present if r.get("crash")]
+    for r in crashes:
+        print(f"    CRASH {r['folder']}: {r['crash']}")
+    err_rules = Counter(e["rule"] for r in present for e in r["errors"])
+    warn_rules = Counter(w["rule"] for r in present for w in r["warnings"])
+    warn_folders = Counter(rule for r in present for rule in {w["rule"] for w in r["warnings"]})
+    if err_rules:
+        print("  error findings per rule: " + ", ".join(f"{k}={v}" for k, v in sorted(err_rules.items())))
+    if warn_rules:
+        print(
+            "  warnings per rule (findings/folders): "
+            + ", ".join(f"{k}={v}/{warn_folders[k]}" for k, v in sorted(warn_rules.items()))
+        )
+    got = [r for r in invalid if not r.get("missing")]
+    if not got:
+        return
+    per_cond: dict[str, list[dict]] = defaultdict(list)
+    for r in got:
+        per_cond[r["condition"]].append(r)
+    print(f"\ninvalid held-out: {len(got)} claims ({len(invalid) - len(got)} missing)")
+    print(f"  {'condition':<10} {'invalid':>7} {'caught':>6} {'recall':>7}")
+    for c in sorted(per_cond):
+        rs = per_cond[c]
+        hit = [r for r in rs if r["caught"]]
+        print(f"  {c:<10} {len(rs):>7} {len(hit):>6} {100 * len(hit) / len(rs):>6.1f}%")
+    hit_all = [r for r in got if r["caught"]]
+    print(
+        f"  {'overall':<10} {len(got):>7} {len(hit_all):>6} {100 * len(hit_all) / len(got):>6.1f}%"
+    )
+    for r in got:
+        if not r["caught"]:
+            other = ", ".join(sorted({e["condition"] for e in r["errors"]})) or "none"
+            print(f"    missed #{r['pr']} {r['condition']} (errors on: {other}): {r['mechanism']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="dev labels TSV")
+    parser.add_argument(
+        "--set", choices=("both", "valid", "invalid"), default="both", help="which set"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write per-folder results here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every folder")
+    args = parser.parse_args(argv)
+    mirror = os.environ.get("PGOLF_MIRROR")
+    if not mirror or not Path(mirror).exists():
+        print("PGOLF_MIRROR is not set: skipping the held-out benchmark.")
+        return 0
+    t0 = time.perf_counter()
+    valid = run_valid(Path(mirror), args.labels, args.verbose) if args.set != "invalid" else []
+    invalid = run_invalid(Path(mirror), args.labels, args.verbose) if args.set != "valid" else []
+    summarise(valid, invalid)
+    print(f"\nelapsed {time.perf_counter() - t0:.1f}s")
+    if args.json:
+        args.json.write_text(json.dumps({"valid": valid, "invalid": invalid}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
