@@ -284,3 +284,17 @@ def test_claimed_times_over_cap(record: Path) -> None:
     (record / "submission.json").write_text(json.dumps(sub))
     ids = {(f.rule, f.severity) for f in audit_folder(record).active}
     assert ("PG211", Severity.ERROR) in ids and ("PG212", Severity.ERROR) in ids
+
+
+def test_time_caps_without_a_claim(record: Path) -> None:
+    (record / "submission.json").unlink()
+    for log in record.glob("train_seed*.log"):
+        log.write_text(
+            log.read_text().replace("train_time_total:590000ms", "train_time_total:700000ms")
+        )
+    sev = {f.severity for f in audit_folder(record).active if f.rule == "PG211"}
+    assert sev == {Severity.ERROR}  # every run is over: no run within the cap to claim
+    ok = record / "train_seed42.log"
+    ok.write_text(ok.read_text().replace("train_time_total:700000ms", "train_time_total:590000ms"))
+    sev = {f.severity for f in audit_folder(record).active if f.rule == "PG211"}
+    assert sev == {Severity.WARNING}  # which runs make the record is not said anywhere

@@ -377,19 +377,24 @@ class _TimeCap(Rule):
     cap: facts.Cap = facts.TRAIN_TIME_CAP
     what: str = ""
 
-    def _severity(self, ctx: AuditContext, value: float, in_claim: bool) -> Severity:
+    def _severity(
+        self, ctx: AuditContext, value: float, in_claim: bool, all_over: bool = True
+    ) -> Severity:
         if not ctx.is_record_track or not in_claim:
             return Severity.INFO
-        if ctx.submission is None:
-            return Severity.WARNING  # no claim says which runs are the record
         if value <= self.cap.limit + facts.TIME_TOLERANCE_S:
             return Severity.INFO  # overshoot of the last step
+        if ctx.submission is None and not all_over:
+            return Severity.WARNING  # no claim says which of the runs are the record
         return Severity.ERROR
 
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
         limit = self.cap.limit
         checked = False
         claimed = {id(lg) for lg in ctx.claim_runs(headline=True)}
+        values = [num(getattr(lg, self.field, None)) for lg in ctx.runs()]
+        known = [v for v in values if v is not None]
+        all_over = bool(known) and all(v > limit + facts.TIME_TOLERANCE_S for v in known)
         for log in ctx.runs():
             value = num(getattr(log, self.field, None))
             if value is None:
@@ -398,7 +403,7 @@ class _TimeCap(Rule):
             if value > limit:
                 rel = ctx.relpath(log.path)
                 in_claim = id(log) in claimed
-                sev = self._severity(ctx, value, in_claim)
+                sev = self._severity(ctx, value, in_claim, all_over)
                 note = "" if in_claim else " (a log outside the claim)"
                 line, text = ctx.log_line(log, self.evidence_lines)
                 yield self.finding(
