@@ -188,3 +188,14 @@ def test_unknown_select_prefix_is_an_input_error(runner: CliRunner, record: Path
     assert result.exit_code == 2 and "no rule id starts with it" in result.output
     result = runner.invoke(main, ["audit", str(record), "--ignore", "XX1"])
     assert result.exit_code == 2
+
+
+def test_write_md_keeps_folders_with_the_same_name(runner: CliRunner, tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "x", tmp_path / "b" / "x"
+    shutil.copytree(CLEAN, a)
+    shutil.copytree(CLEAN, b)
+    out = tmp_path / "md"
+    assert runner.invoke(main, ["audit", str(a), str(b), "--write-md", str(out)]).exit_code == 0
+    assert (out / "x" / "LEGALITY_AUDIT.md").exists() and (
+        out / "x-2" / "LEGALITY_AUDIT.md"
+    ).exists()

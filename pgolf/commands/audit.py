@@ -352,9 +352,15 @@ def _check_selection(select: list[str], ignore: list[str]) -> None:
 def _write_markdown(reports: list[Any], write_md: Path | None, in_place: bool, force: bool) -> None:
     from audit.report import to_markdown
 
+    used: set[Path] = set()
     for r in reports:
         if write_md is not None:
             target = _md_target(write_md, r.folder, len(reports) > 1)
+            n = 1
+            while target in used:  # two folders with the same name: keep both reports
+                n += 1
+                target = target.parent.with_name(f"{target.parent.name}-{n}") / target.name
+            used.add(target)
             if target.resolve() == (Path(r.folder) / "LEGALITY_AUDIT.md").resolve():
                 _write_in_place(r, force)
                 continue
