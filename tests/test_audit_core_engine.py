@@ -298,3 +298,12 @@ def test_time_caps_without_a_claim(record: Path) -> None:
     ok.write_text(ok.read_text().replace("train_time_total:700000ms", "train_time_total:590000ms"))
     sev = {f.severity for f in audit_folder(record).active if f.rule == "PG211"}
     assert sev == {Severity.WARNING}  # which runs make the record is not said anywhere
+
+
+def test_a_broken_rule_module_is_reported(record: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import audit.engine
+
+    monkeypatch.setattr(audit.engine, "_LOAD_ERRORS", [("broken", "SyntaxError: bad")])
+    report = audit_folder(record)
+    (f,) = [f for f in report.findings if f.rule == "PG100"]
+    assert "audit.rules.broken failed to load" in f.message and report.verdict == "review"

@@ -23,7 +23,12 @@ FOLDER_FAMILIES = {"1", "2", "8"}
 
 # Probe rules (PG49x, PG59x, PG69x) only report measurements of `--probe`; their own tests
 # run the probes on scorer fixtures.
-RULES = [cls for cls in load_rules() if not getattr(cls, "probe", False)]
+# PG100 (internal = True) reports the auditor's own faults; tests/test_audit_core_engine.py.
+RULES = [
+    cls
+    for cls in load_rules()
+    if not getattr(cls, "probe", False) and not getattr(cls, "internal", False)
+]
 IDS = [cls.id for cls in RULES]
 
 

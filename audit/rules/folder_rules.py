@@ -15,6 +15,47 @@ from audit.model import Finding, Rule, Severity, register
 
 
 @register
+class AuditIncomplete(Rule):
+    """A family of rules could not be loaded, so the audit is incomplete.
+
+    ## What it does
+    Reports rule modules of `audit/rules/` that failed to import; their rules did not run.
+    This is a fault of the auditor installation, not of the folder.
+
+    ## Why is this bad?
+    A verdict computed without some rules may pass a folder that breaks a rule nobody
+    checked; the report must say so.
+
+    ## Illegal example
+    ```text
+    audit/rules/normalization.py raises ImportError when imported
+    ```
+
+    ## Legal example
+    ```text
+    every module of audit/rules/ imports
+    ```
+
+    ## References
+    - docs/audit-development.md
+    """
+
+    id = "PG100"
+    name = "audit-incomplete"
+    condition = "R9"
+    severity = Severity.WARNING
+    message = "rule module audit.rules.{module} failed to load ({error}); its rules did not run"
+    # Not a property of a folder: exempt from the folder fixtures (tested in the engine tests).
+    internal = True
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        from audit.engine import load_errors
+
+        for module, error in load_errors():
+            yield self.finding(module=module, error=error)
+
+
+@register
 class MissingRequiredFile(Rule):
     """A record folder lacks a file every claim must ship (code, claim, README, logs).
 
