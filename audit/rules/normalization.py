@@ -103,6 +103,66 @@ def _hashkey_taint(model: ScoringModel) -> Taint:
     return cached
 
 
+def _has_hash_step(node: ast.AST, f: Func, model: ScoringModel) -> bool:
+    return any(
+        _hash_combine(n, model.target, f, model.int_tables)
+        for n in ast.walk(node)
+        if isinstance(n, ast.BinOp | ast.Call)
+    )
+
+
+def _walk_no_subscripts(node: ast.AST) -> Iterator[ast.AST]:
+    """Nodes of an expression, not entering subscripts (a table read is not a key)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if not isinstance(n, ast.Subscript):
+            stack.extend(ast.iter_child_nodes(n))
+
+
+def _direct_key(
+    key: ast.AST, f: Func, model: ScoringModel, seen: set[tuple[int, str]] | None = None
+) -> bool:
+    """The key itself is a hash over the target: computed here, held in a variable assigned
+    from such a hash, or returned by a function that computes one; not merely derived from a
+    value that was read with such a key."""
+    if _has_hash_step(key, f, model):
+        return True
+    seen = set() if seen is None else seen
+    if len(seen) > 64:
+        return False
+    for n in _walk_no_subscripts(key):
+        if isinstance(n, ast.Call):
+            for g in model.program.callees(n):
+                mark = (id(g.node), "<return>")
+                if mark in seen:
+                    continue
+                seen.add(mark)
+                for r in walk_no_defs(g.node):
+                    if (
+                        isinstance(r, ast.Return)
+                        and r.value is not None
+                        and _direct_key(r.value, g, model, seen)
+                    ):
+                        return True
+        elif isinstance(n, ast.Name) and (id(f.node), n.id) not in seen:
+            seen.add((id(f.node), n.id))
+            for stmt in walk_no_defs(f.node):
+                if isinstance(stmt, ast.Assign):
+                    targets = stmt.targets
+                elif isinstance(stmt, ast.AugAssign):
+                    targets = [stmt.target]
+                else:
+                    continue
+                flat = [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+                if any(isinstance(t, ast.Name) and t.id == n.id for t in flat) and _direct_key(
+                    stmt.value, f, model, seen
+                ):
+                    return True
+    return False
+
+
 def _function_label(f: Func) -> str | None:
     return None if f.name == "<module>" else f.qualname
 
@@ -195,6 +255,8 @@ class TargetKeyedHashCache(Rule):
                     key = n.args[0]
                 if key is None or not keys.is_tainted(key, f) or not model.live(f, n):
                     continue
+                if not _direct_key(key, f, model):
+                    continue
                 spot = (f.file, n.lineno)
                 if spot in seen:
                     continue
@@ -242,6 +304,8 @@ def _spread_seed(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
         return False
     if isinstance(den, ast.Constant):
         return False
+    if any(isinstance(n, ast.Call) and call_name(n) in _REDUCTIONS for n in ast.walk(num)):
+        return False  # an average (sum / count), not a per-token spread
     return (
         model.tlp.is_tainted(num, f)
         and _target_sized(den, model, f)
