@@ -98,10 +98,12 @@ class PhaseModel:
 
     # ------------------------------------------------------------------ phases
 
-    def _phase_of_occ(self, occ: Occurrence) -> str:
+    def phase_of_occurrence(self, occ: Occurrence) -> str:
         s = self.trace.serialize
         if s is None:
             return UNKNOWN
+        if any(a <= occ.seq <= b for a, b in self.trace.eval_spans):
+            return EVAL  # an evaluation-only branch that loads a saved artifact
         return TRAIN if self.before_artifact(occ) else EVAL
 
     def before_artifact(self, occ: Occurrence) -> bool:
@@ -120,7 +122,7 @@ class PhaseModel:
 
     def phases_of(self, node: ast.AST) -> frozenset[str]:
         """Every phase in which the statement holding `node` runs."""
-        return frozenset(self._phase_of_occ(o) for o in self.occurrences(node))
+        return frozenset(self.phase_of_occurrence(o) for o in self.occurrences(node))
 
     def phase_of(self, node: ast.AST) -> str:
         """ "train", "eval", or "unknown" (unreached, no serialization point, or both)."""

@@ -23,6 +23,8 @@ from audit.flow.index import FunctionInfo, ProgramIndex
 
 VAL_SOURCE = re.compile(
     r"fineweb_val|(?:^|[_/*.-])val_\*|_val_\d|(?:^|/)val[_/.]?\*?\.bin|_val\.bin"
+    # a split named by itself, as in load_split(path, "val")
+    r"|^(?:val|validation)$"
 )
 TRAIN_SOURCE = re.compile(r"fineweb_train|(?:^|[_/*.-])train_\*|_train_\d|_train\.bin")
 
@@ -379,8 +381,8 @@ class TaintAnalysis:
             return any(self.expr(v, names, fn, file) for v in e.values)
         if isinstance(e, ast.FormattedValue):
             return self.expr(e.value, names, fn, file)
-        if isinstance(e, ast.Lambda):
-            return False
+        if isinstance(e, ast.Lambda):  # a closure over val data carries it (minimize(fun=...))
+            return self.expr(e.body, names, fn, file)
         if isinstance(e, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
             inner = set(names)
             for g in e.generators:

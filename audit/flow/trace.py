@@ -41,6 +41,9 @@ class Occurrence:
 @dataclass
 class Trace:
     occurrences: list[Occurrence] = field(default_factory=list)
+    # (first, last) sequence numbers of evaluation-only branches before the serialization
+    # point: `if TTT_ONLY: model = load(artifact); evaluate(...)`
+    eval_spans: list[tuple[int, int]] = field(default_factory=list)
     by_stmt: dict[int, list[Occurrence]] = field(default_factory=dict)
     artifact_writes: list[Occurrence] = field(default_factory=list)
     compressed_writes: list[Occurrence] = field(default_factory=list)
@@ -325,6 +328,32 @@ class Tracer:
         if t.serialize is not None:
             later = [o for o in t.loads if o.seq > t.serialize.seq]
             t.load = later[0] if later else None
+            for o in t.loads:
+                if o.seq < t.serialize.seq:
+                    span = self._branch_span(o)
+                    if span is not None:
+                        t.eval_spans.append(span)
+
+    def _branch_span(self, load: Occurrence) -> tuple[int, int] | None:
+        """Visits from an artifact load to the end of the `if` branch holding it."""
+        cur: ast.AST | None = self.index.parent.get(id(load.stmt))
+        while cur is not None and not isinstance(cur, ast.If):
+            if isinstance(cur, ast.FunctionDef | ast.AsyncFunctionDef | ast.Module):
+                return None
+            cur = self.index.parent.get(id(cur))
+        if cur is None:
+            return None
+        branch = cur
+        end = load.seq
+        for o in self.trace.occurrences[load.seq :]:
+            node: ast.AST | None = o.stmt
+            while node is not None and node is not branch:
+                node = self.index.parent.get(id(node))
+            if node is branch:
+                end = o.seq
+            elif o.func is load.func:
+                break
+        return (load.seq, end)
 
 
 def _log_prefix(n: ast.AST) -> str:

@@ -313,7 +313,7 @@ class ValStoredInArtifact(Rule):
             return
         seen: set[tuple[str, int]] = set()
         for occ in pm.trace.occurrences:
-            if not pm.before_artifact(occ):
+            if pm.phase_of_occurrence(occ) != TRAIN:
                 continue
             if isinstance(occ.stmt, ast.If | ast.For | ast.While | ast.With | ast.Try):
                 continue
@@ -336,13 +336,73 @@ class ValStoredInArtifact(Rule):
                 )
 
 
-def _selects(body: list[ast.stmt]) -> bool:
+_SCORE_CALL = re.compile(r"cross_entropy|nll|loss|eval|score|bpb|perplex|bits", re.I)
+_SCORE_ATTR = re.compile(r"loss|bpb|score|nll|ppl|perplex|bits", re.I)
+
+
+def _defs(fn: FunctionInfo | None) -> dict[str, list[ast.expr]]:
+    out: dict[str, list[ast.expr]] = {}
+    if fn is None:
+        return out
+    for n in ast.walk(fn.node):
+        if isinstance(n, ast.Assign):
+            for t in n.targets:
+                elts = t.elts if isinstance(t, ast.Tuple) else [t]
+                vals = (
+                    n.value.elts
+                    if isinstance(t, ast.Tuple)
+                    and isinstance(n.value, ast.Tuple)
+                    and len(n.value.elts) == len(elts)
+                    else [n.value] * len(elts)
+                )
+                for e, v in zip(elts, vals):
+                    if isinstance(e, ast.Name):
+                        out.setdefault(e.id, []).append(v)
+        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            out.setdefault(n.target.id, []).append(n.value)
+    return out
+
+
+def _score_like(e: ast.AST, defs: dict[str, list[ast.expr]], depth: int = 0) -> bool:
+    """Is `e` an evaluation score (computed by a loss/eval call, or a loss/bpb field)
+    rather than some other val-derived quantity such as a count?"""
+    for n in ast.walk(e):
+        if isinstance(n, ast.Call):
+            f = n.func
+            short = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            if _SCORE_CALL.search(short):
+                return True
+        elif isinstance(n, ast.Attribute | ast.Name):
+            name = n.attr if isinstance(n, ast.Attribute) else n.id
+            if _SCORE_ATTR.search(name):
+                return True
+            chase = isinstance(n, ast.Name) and depth < 3
+            if chase and any(_score_like(v, defs, depth + 1) for v in defs.get(name, [])):
+                return True
+    return False
+
+
+def _selects(pm: PhaseModel, body: list[ast.stmt], occ_func: FunctionInfo | None) -> bool:
+    """The branch stops training, keeps a checkpoint, or records a choice (a value that is
+    not itself the val score: `best_w = w`, `best_step = step`)."""
+    file = pm._file_of(body[0]) if body else ""
     for s in body:
         for n in ast.walk(s):
             if isinstance(n, ast.Break):
                 return True
             if isinstance(n, ast.Call) and _SELECT_CALLS.search(ast.unparse(n.func)):
                 return True
+            if isinstance(n, ast.Assign):
+                values = (
+                    n.value.elts
+                    if isinstance(n.value, ast.Tuple) and isinstance(n.targets[0], ast.Tuple)
+                    else [n.value]
+                )
+                for v in values:
+                    if isinstance(v, ast.Constant):
+                        continue
+                    if not pm.val.tainted_in(v, occ_func, file):
+                        return True
     return False
 
 
@@ -418,16 +478,19 @@ class ValSelection(Rule):
             return
         seen: set[int] = set()
         for occ in pm.trace.occurrences:
-            if not pm.before_artifact(occ):
+            if pm.phase_of_occurrence(occ) != TRAIN:
                 continue
             s = occ.stmt
             if not isinstance(s, ast.If) or id(s) in seen:
                 continue
             seen.add(id(s))
             compares = [c for c in ast.walk(s.test) if isinstance(c, ast.Compare)]
-            if not any(pm.val.tainted_in(c, occ.func, occ.file) for c in compares):
+            defs = _defs(occ.func)
+            if not any(
+                pm.val.tainted_in(c, occ.func, occ.file) and _score_like(c, defs) for c in compares
+            ):
                 continue
-            if not _selects(s.body):
+            if not _selects(pm, s.body, occ.func):
                 continue
             yield self.finding(
                 file=occ.file,
@@ -510,7 +573,7 @@ class TrainDataAtEval(Rule):
             return
         seen: set[tuple[str, str]] = set()
         for occ in pm.trace.occurrences:
-            if pm.before_artifact(occ):
+            if pm.phase_of_occurrence(occ) != EVAL:
                 continue
             if isinstance(occ.stmt, ast.If | ast.While | ast.With | ast.Try):
                 nodes: list[ast.AST] = [
@@ -624,6 +687,5 @@ class ValAliasedAsTrain(Rule):
                         file=rel, line=i, evidence=line.strip()[:200], expr=m.group(0)[:120]
                     )
         for key, value in ctx.config.items():
-            is_train_key = "TRAIN" in key and any(k in key for k in ("FILES", "PATTERN", "GLOB"))
-            if is_train_key and ("fineweb_val" in value or re.search(r"(^|[/_])val_\*", value)):
+            if "TRAIN" in key and ("fineweb_val" in value or re.search(r"(^|[/_])val_\*", value)):
                 yield self.finding(expr=f"{key}={value}"[:120])
