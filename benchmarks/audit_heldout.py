@@ -111,6 +111,24 @@ INVALID: list[Invalid] = [
         "C2",
         "minified code with Python 3.12 f-strings; token-level NN/PPM mixture whose gate is the PPM confidence at the realized token's last byte (ppm_enabled: True)",
     ),
+    Invalid(
+        1488,
+        "records/track_10min_16mb/2026-04-09_SP1024_SLOT24_QK525_PreQuantTTT10",
+        "C3",
+        "pre-quant AdamW TTT 10 epochs on val before serialize (prequant_ttt:epoch logged), then SLOT-24 on scored windows (final_slot)",
+    ),
+    Invalid(
+        2103,
+        "records/track_10min_16mb/2026-04-30_SP1024_ValueResid_PPMMix",
+        "C2",
+        "byte PPM mixture: realized token prob spread as p ** (1/L) over its bytes, mixed with PPM per byte (ppm_mix_bpb is the headline)",
+    ),
+    Invalid(
+        1498,
+        "records/track_10min_16mb/2026-04-09_PreQuantTTT11_ValCalibGPTQ_SLOT24_Quad_Synthesis",
+        "R4",
+        "GPTQ Hessians collected from val tokens (GPTQ_CALIB_SOURCE=val, default and run.sh) and baked into the artifact; no logs (score pending)",
+    ),
 ]
 
 
