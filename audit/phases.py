@@ -192,11 +192,16 @@ def build(
     index = ProgramIndex(trees)
     cfg = ConfigEvaluator(trees, config)
     trace = Tracer(index, cfg, log_text).run()
+    configured_val = {
+        name
+        for name in cfg.attr_defs
+        if isinstance(v := cfg.attr_value(name), str) and VAL_SOURCE.search(v)
+    }
     return PhaseModel(
         index=index,
         trace=trace,
         config=cfg,
-        val=TaintAnalysis(index, VAL_SOURCE),
+        val=TaintAnalysis(index, VAL_SOURCE, attrs=configured_val),
         train_data=TaintAnalysis(index, TRAIN_SOURCE, paths_only=True, eager=False),
         files=texts,
     )

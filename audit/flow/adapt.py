@@ -290,3 +290,120 @@ def is_throwaway(fn: FunctionInfo | None, node: ast.AST) -> bool:
         ):
             restored = True
     return restored or bool(owners and owners <= deleted)
+
+
+# ---------------------------------------------------------------------- count/statistic updates
+
+_COUNT_CALLS = frozenset({"bincount", "Counter", "histc", "unique"})
+_SCATTER_METHODS = frozenset({"index_add_", "scatter_add_", "index_put_", "put_"})
+
+
+def _count_update_data(node: ast.AST) -> list[ast.expr]:
+    """The data a statistics update is driven by: `bincount(x)`, `np.add.at(t, x, 1)`,
+    `t.index_add_(0, x, ...)`, `t[x] += 1`."""
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript):
+        return [node.target.slice]
+    if not isinstance(node, ast.Call):
+        return []
+    f = node.func
+    short = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+    if short in _COUNT_CALLS and node.args:
+        return [node.args[0]]
+    if short == "at" and isinstance(f, ast.Attribute) and len(node.args) >= 2:
+        return [node.args[1]]  # np.add.at(table, idx, 1)
+    if short in _SCATTER_METHODS and len(node.args) >= 2:
+        return [node.args[1] if short in ("index_add_", "scatter_add_") else node.args[0]]
+    return []
+
+
+@dataclass(frozen=True)
+class CountUpdate:
+    node: ast.AST
+    func: FunctionInfo | None
+    file: str
+    phases: frozenset[str]
+    table: str  # last name component of the updated table ("" for a fresh bincount)
+
+
+def _table_of(node: ast.AST) -> str:
+    """Name of the table an update writes: `T[k] += 1`, `np.add.at(T, ...)`, `T.index_add_`,
+    `T = np.bincount(...)`."""
+    target: ast.AST | None = None
+    if isinstance(node, ast.AugAssign):
+        target = node.target
+    elif isinstance(node, ast.Call):
+        f = node.func
+        short = f.attr if isinstance(f, ast.Attribute) else ""
+        if short == "at" and node.args:
+            target = node.args[0]
+        elif short in _SCATTER_METHODS and isinstance(f, ast.Attribute):
+            target = f.value
+    while isinstance(target, ast.Subscript):
+        target = target.value
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    return target.id if isinstance(target, ast.Name) else ""
+
+
+def _reads_table(node: ast.AST, table: str, before: tuple[int, int]) -> bool:
+    for n in ast.walk(node):
+        pos = (getattr(n, "lineno", 0), getattr(n, "col_offset", 0))
+        if pos >= before:
+            continue
+        if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load):
+            base = n.value
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+            if name == table:
+                return True
+    return False
+
+
+def looked_up_first(pm, upd: CountUpdate, node: ast.AST | None = None, depth: int = 0) -> bool:
+    """Some loop enclosing the update reads the same table before updating it (the online,
+    score-then-update cache); through val-passing call sites, a call made earlier in the
+    caller's loop to a function that reads the table counts as the lookup."""
+    node = node if node is not None else upd.node
+    if not upd.table:
+        return False
+    fn = pm.index.function_of(node)
+    stop = fn.node if fn else None
+    pos = (getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
+    for loop in _ancestors(pm, node, stop):
+        if not isinstance(loop, ast.For | ast.AsyncFor | ast.While):
+            continue
+        if _reads_table(loop, upd.table, pos):
+            return True
+        if depth > 0:
+            file = fn.file if fn else pm._file_of(node)
+            for n in ast.walk(loop):
+                if not isinstance(n, ast.Call) or (n.lineno, n.col_offset) >= pos:
+                    continue
+                callee = pm.index.resolve_call(n, file, fn)
+                if callee is not None and _reads_table(callee.node, upd.table, (10**9, 0)):
+                    return True
+    if fn is None or depth >= 4:
+        return False
+    callers = [c for c in pm.val.callers_with_taint(fn) if pm.is_reached(c.call)]
+    return any(looked_up_first(pm, upd, c.call, depth + 1) for c in callers)
+
+
+def val_count_updates(pm) -> list[CountUpdate]:
+    """Tables/counts updated from validation tokens (cache, n-gram and PPM statistics)."""
+    if "val_counts" in pm.memo:
+        return list(pm.memo["val_counts"])
+    out: list[CountUpdate] = []
+    scopes: list[tuple[ast.AST, FunctionInfo | None, str]] = [
+        (tree, None, file) for file, tree in pm.index.trees.items()
+    ]
+    scopes += [(fn.node, fn, fn.file) for fn in pm.index.iter_functions()]
+    for root, fn, file in scopes:
+        for node in _body_nodes(root):
+            data = _count_update_data(node)
+            if not data or not any(pm.val.tainted_in(d, fn, file) for d in data):
+                continue
+            if pm.is_reached(node):
+                out.append(CountUpdate(node, fn, file, pm.phases_of(node), _table_of(node)))
+    pm.memo["val_counts"] = out
+    return list(out)

@@ -141,6 +141,7 @@ class TaintAnalysis:
         *,
         paths_only: bool = False,
         eager: bool = True,
+        attrs: set[str] | None = None,
     ) -> None:
         self.index = index
         self.source = source
@@ -148,6 +149,8 @@ class TaintAnalysis:
         # (train data *read* at eval, not values merely derived from training data)
         self.paths_only = paths_only
         self.state = TaintState()
+        # attributes whose configured value names the source (TRAIN_FILES=.../fineweb_val_*)
+        self.state.global_attrs.update(attrs or ())
         self._cache: dict[tuple[str, frozenset[str], bool], FuncTaint] = {}
         self._active: set[tuple[str, frozenset[str], bool]] = set()
         self._depth = 0
@@ -250,6 +253,7 @@ class TaintAnalysis:
         names: set[str] = set(tparams)
         if self_t and fn.params:
             names.add(fn.params[0])
+        names.update(self._tainted_defaults(fn))
         flow, calls, rets = self._parts(fn.node)
         file = fn.file
         for _ in range(8):
@@ -263,6 +267,14 @@ class TaintAnalysis:
             self.expr(node, names, fn, file)
         returns = any(self.expr(n.value, names, fn, file) for n in rets)
         return FuncTaint(names, returns, self_t)
+
+    def _tainted_defaults(self, fn: FunctionInfo) -> set[str]:
+        """Parameters whose default value is source data (`pattern="fineweb_val_*.bin"`)."""
+        a = fn.node.args
+        positional = a.posonlyargs + a.args
+        pairs = list(zip(positional[len(positional) - len(a.defaults) :], a.defaults))
+        pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
+        return {p.arg for p, d in pairs if self.expr(d, set(), None, fn.file)}
 
     def _parts(self, node: ast.AST) -> tuple[list[ast.AST], list[ast.Call], list[ast.AST]]:
         """Nodes of a body that move taint, its calls, and its returns (cached per node)."""

@@ -140,13 +140,27 @@ def _calibration_functions(pm: PhaseModel) -> list[FunctionInfo]:
     return out
 
 
+def _transposed(e: ast.AST) -> bool:
+    text = ast.unparse(e)
+    return text.endswith((".T", ".t()", ".mT")) or "transpose(" in text
+
+
 def _is_gram(n: ast.AST) -> bool:
-    """`x.T @ x`, `x.t() @ x`, `torch.matmul(x.T, x)`, `H.addmm_(x.T, x)`."""
+    """Second-moment statistics: `x.T @ x`, `torch.matmul(x.T, x)`, `torch.mm(x.t(), x)`,
+    `H.addmm_(x.T, x)`, `torch.einsum("bi,bj->ij", x, x)`."""
     if isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult):
-        left = ast.unparse(n.left)
-        return left.endswith((".T", ".t()", ".mT")) or "transpose" in left
-    if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "addmm_":
-        return any(ast.unparse(a).endswith((".T", ".t()")) for a in n.args)
+        return _transposed(n.left)
+    if not isinstance(n, ast.Call):
+        return False
+    f = n.func
+    short = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+    if short in ("addmm_", "addmm", "mm", "matmul", "bmm") and n.args:
+        first = n.args[1] if short.startswith("addmm") and len(n.args) > 1 else n.args[0]
+        if short == "addmm_":
+            first = n.args[0]
+        return _transposed(first)
+    if short == "einsum" and len(n.args) >= 3:
+        return ast.unparse(n.args[1]) == ast.unparse(n.args[2])
     return False
 
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from audit.flow.adapt import Update, is_slot, is_throwaway, scored_first, val_updates
+from audit.flow.adapt import (
+    Update,
+    is_slot,
+    is_throwaway,
+    looked_up_first,
+    scored_first,
+    val_count_updates,
+    val_updates,
+)
 from audit.model import Finding, Rule, Severity, register
 from audit.phases import EVAL, TRAIN, UNKNOWN, PhaseModel, analyze, deep_recursion
 
@@ -322,4 +330,84 @@ class SlotOnScoredPositions(Rule):
                 func=func,
                 note=_suffix(pm, upd),
                 severity=_severity(upd),
+            )
+
+
+@register
+class CountsBeforeScore(Rule):
+    """Cache or count statistics built from validation tokens before those tokens are scored.
+
+    ## What it does
+    Finds count/table updates driven by validation tokens at evaluation (`np.bincount(val)`,
+    `np.add.at(table, keys, 1)`, `table.index_add_(0, keys, ...)`, `table[keys] += 1`) and
+    applies the score-first test: an online cache updated inside the scoring loop *after* the
+    chunk's loss is accumulated passes; tables filled from the whole validation set (or from
+    a chunk before it is scored) fail.
+
+    ## Why is this bad?
+    C3: statistics, like weights, may only learn from tokens already scored. Counting the
+    validation set first and then scoring it with those counts lets every token see itself.
+
+    ## Illegal example
+    ```python
+    import numpy as np
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+
+    def eval_unigram(tokens):
+        counts = np.bincount(tokens, minlength=1024) + 1.0
+        probs = counts / counts.sum()
+        return float(-np.log(probs[tokens]).sum())
+
+    if __name__ == "__main__":
+        print(eval_unigram(val))
+    ```
+
+    ## Legal example
+    ```python
+    import numpy as np
+    val = np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16)
+
+    def eval_unigram_online(tokens):
+        counts = np.ones(1024)
+        nll_sum = 0.0
+        for t in tokens:
+            nll_sum += -np.log(counts[t] / counts.sum())
+            counts[t] += 1
+        return nll_sum
+
+    if __name__ == "__main__":
+        print(eval_unigram_online(val))
+    ```
+
+    ## References
+    - RULES.md C3 (docs/rules.md); docs/audit-phases.md
+    """
+
+    id = "PG604"
+    name = "counts-before-score"
+    condition = "C3"
+    # A warning: prefilling a cache with tokens that earlier ranks or windows already scored
+    # (distributed evaluation) is legal and looks the same statically.
+    severity = Severity.WARNING
+    message = "statistics updated from validation tokens before they are scored, in `{func}`"
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        with deep_recursion():
+            yield from self._check(ctx)
+
+    def _check(self, ctx: AuditContext) -> Iterator[Finding]:
+        pm = analyze(ctx)
+        for upd in val_count_updates(pm):
+            if upd.phases and not (upd.phases & {EVAL, UNKNOWN}):
+                continue  # training-phase tables are R4's business (PG303)
+            if looked_up_first(pm, upd) or scored_first(pm, upd.node, upd.func) == "legal":
+                continue
+            line = getattr(upd.node, "lineno", 0)
+            func = upd.func.name if upd.func else "<module>"
+            yield self.finding(
+                file=upd.file,
+                line=line,
+                function=func,
+                evidence=pm.line_text(upd.file, line),
+                func=func,
             )
