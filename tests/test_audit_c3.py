@@ -205,3 +205,29 @@ def test_pre_quant_adaptation_on_val_is_pg602_at_the_update():
     got = sorted((f.rule, f.line) for f in findings)
     line = _line(src, "tokens[1:]).backward()")
     assert got == [("PG301", line), ("PG602", line)]
+
+
+def test_module_level_script_is_analysed():
+    src = textwrap.dedent(
+        """
+        import torch
+        v = torch.load("data/fineweb_val_000000.bin")
+        w = torch.zeros(4, requires_grad=True)
+        loss = (v.float() @ w).sum()
+        loss.backward()
+        torch.save(w, "final_model.ptz")
+        """
+    )
+    got = {(f.rule, f.line) for f in audit_source(src, select=["PG3", "PG6"])}
+    assert {("PG301", 6), ("PG602", 6)} <= got
+
+
+def test_very_long_expression_chain_gives_findings_not_internal_errors():
+    chain = "+".join(["torch.load('fineweb_val_0.bin')"] * 900)
+    src = (
+        "import torch\ndef main():\n    x = " + chain + "\n    x.backward()\n"
+        "    torch.save(x, 'final_model.ptz')\nif __name__ == '__main__':\n    main()\n"
+    )
+    findings = audit_source(src, select=["PG3", "PG6"])
+    assert not [f for f in findings if "internal error" in f.message]
+    assert ("PG602", 4) in {(f.rule, f.line) for f in findings}

@@ -141,3 +141,87 @@ def test_train_files_setting_pointing_at_val_is_pg306(tmp_path):
     folder = _folder(tmp_path, "TRAIN_FILES=./data/fineweb_val_*.bin python train_gpt.py\n")
     found = [f for f in audit_folder(folder, select=["PG306"]).findings if f.rule == "PG306"]
     assert len(found) == 1 and "TRAIN_FILES" in found[0].message
+
+
+def test_grid_searched_temperature_chosen_on_val_is_pg304():
+    src, found = _audit(
+        """
+def nll(model, tokens, t):
+    with torch.no_grad():
+        return F.cross_entropy(model(tokens[:-1]) / t, tokens[1:]).item()
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(256, 256)
+    holdout = load(args.val_files)
+    best, best_t = 1e9, 1.0
+    for t in (0.8, 0.9, 1.0, 1.1):
+        loss = nll(model, holdout, t)
+        if loss < best:
+            best, best_t = loss, t
+    torch.save({"w": model.state_dict(), "t": best_t}, "final_model.ptz")
+"""
+    )
+    assert [(f.rule, f.line) for f in found] == [("PG304", _line(src, "if loss < best"))]
+
+
+def test_temperature_fitted_by_a_closure_over_val_and_stored_is_pg303():
+    src, found = _audit(
+        """
+from scipy.optimize import minimize_scalar
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(256, 256)
+    v = load(args.val_files)
+    res = minimize_scalar(lambda t: F.cross_entropy(model(v[:-1]) / t, v[1:]).item())
+    torch.save({"w": model.state_dict(), "t": res.x}, "final_model.ptz")
+"""
+    )
+    assert [(f.rule, f.line) for f in found] == [("PG303", _line(src, "torch.save("))]
+
+
+def test_train_files_configured_to_val_shards_taints_the_training_loader():
+    src = textwrap.dedent(
+        """
+        import glob, os
+        import torch
+        import torch.nn.functional as F
+
+        class Hyperparameters:
+            train_files = os.environ.get("TRAIN_FILES", "./data/fineweb_train_*.bin")
+
+        def main():
+            args = Hyperparameters()
+            tokens = torch.load(sorted(glob.glob(args.train_files))[0])
+            model = torch.nn.Linear(256, 256)
+            loss = F.cross_entropy(model(tokens[:-1]), tokens[1:])
+            loss.backward()
+            torch.save(model.state_dict(), "final_model.ptz")
+
+        if __name__ == "__main__":
+            main()
+        """
+    )
+    bad = audit_source(src, config={"TRAIN_FILES": "./data/fineweb_val_*.bin"}, select=["PG301"])
+    assert [(f.rule, f.line) for f in bad] == [("PG301", _line(src, "loss.backward()"))]
+    assert audit_source(src, select=["PG301"]) == []
+
+
+def test_einsum_second_moments_on_val_are_calibration():
+    src, found = _audit(
+        """
+def hessian(model, xs):
+    H = 0
+    for x in xs:
+        H = H + torch.einsum("bi,bj->ij", x, x)
+    return H
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(256, 256)
+    H = hessian(model, load(args.val_files).split(256))
+    torch.save({"w": model.state_dict(), "H": H}, "final_model.int6.ptz")
+"""
+    )
+    assert ("PG302", _line(src, "H = hessian(")) in {(f.rule, f.line) for f in found}
