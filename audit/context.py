@@ -310,6 +310,11 @@ def _load_submission(ctx: AuditContext) -> None:
         if not variants:
             return
         f = ctx.files[sorted(variants)[0]]
+    if f.size > facts.MAX_SUBMISSION_BYTES:
+        ctx.submission_problems = [
+            f"{f.rel} is {f.size:,} bytes: too large to be a claim, not read"
+        ]
+        return
     try:
         from pgolf.submission import read_submission
     except ImportError:

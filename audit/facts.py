@@ -149,6 +149,8 @@ SHARD_HEADER_INTS = 256
 
 # Folder collection limits (hostile folders): bytes read as text per file, bytes hashed.
 MAX_TEXT_BYTES = 64 << 20
+# A submission.json is a few kB; anything beyond this is not read.
+MAX_SUBMISSION_BYTES = 4 << 20
 # Python files larger than this are analysed only up to it (a real train_gpt.py is < 1 MB).
 MAX_SOURCE_BYTES = 16 << 20
 BINARY_SUFFIXES = frozenset(

@@ -173,3 +173,12 @@ def test_oversized_source_is_truncated_and_reported(
     notes = [f for f in report.findings if f.rule == "PG104" and f.file == "big.py"]
     assert notes and "only the start was analysed" in notes[0].message
     _all_outputs_valid(report)
+
+
+def test_huge_submission_is_not_read(record: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import audit.facts
+
+    monkeypatch.setattr(audit.facts, "MAX_SUBMISSION_BYTES", 100)
+    report = audit_folder(record)
+    bad = [f for f in report.findings if f.rule == "PG102"]
+    assert bad and "too large" in bad[0].message and bad[0].severity.value == "error"
