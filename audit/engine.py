@@ -161,6 +161,7 @@ def _int(x: Any) -> int | None:
 
 
 def runs_and_summary(ctx: AuditContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    claimed = {id(lg) for lg in ctx.claim_runs()}
     runs = []
     for log in ctx.runs():
         runs.append(
@@ -172,11 +173,15 @@ def runs_and_summary(ctx: AuditContext) -> tuple[list[dict[str, Any]], dict[str,
                 "bytes_total": _int(getattr(log, "bytes_total", None)),
                 "train_time_s": _finite(getattr(log, "train_time_s", None)),
                 "eval_time_s": _finite(getattr(log, "eval_time_s", None)),
+                # Extension: False for logs outside the claim (ablations, reruns).
+                "in_claim": id(log) in claimed,
             }
         )
-    values = [r["val_bpb"] for r in runs if r["val_bpb"] is not None]
+    # The summary describes the claim: the runs matching its per-seed scores (else all).
+    in_claim = [r for r in runs if r["in_claim"]]
+    values = [r["val_bpb"] for r in in_claim if r["val_bpb"] is not None]
     mean, std = _mean_std(values)
-    sizes = [r["bytes_total"] for r in runs if r["bytes_total"] is not None]
+    sizes = [r["bytes_total"] for r in in_claim if r["bytes_total"] is not None]
     claimed = _finite((ctx.submission or {}).get("val_bpb"))
     summary = {
         "n_runs": len(values),

@@ -64,6 +64,7 @@ def test_clean_record_passes_with_exact_summary(record: Path) -> None:
         "bytes_total": s["bytes_max"],
         "train_time_s": 590.0,
         "eval_time_s": 120.0,
+        "in_claim": True,
     }
 
 
@@ -307,3 +308,14 @@ def test_a_broken_rule_module_is_reported(record: Path, monkeypatch: pytest.Monk
     report = audit_folder(record)
     (f,) = [f for f in report.findings if f.rule == "PG100"]
     assert "audit.rules.broken failed to load" in f.message and report.verdict == "review"
+
+
+def test_summary_covers_the_claimed_runs(record: Path) -> None:
+    log = (record / "train_seed42.log").read_text()
+    (record / "ablation_seed5.log").write_text(
+        log.replace("seed:42", "seed:5").replace("val_bpb:1.03000000", "val_bpb:1.20000000")
+    )
+    report = audit_folder(record)
+    assert len(report.runs) == 4 and report.summary["n_runs"] == 3
+    assert report.summary["val_bpb_mean"] == pytest.approx(1.03, abs=1e-12)
+    assert [r["in_claim"] for r in report.runs if r["seed"] == 5] == [False]

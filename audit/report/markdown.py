@@ -202,8 +202,9 @@ def _runs_md(report: AuditReport) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for r in report.runs:
+        name = r["log"] if r.get("in_claim", True) else f"{r['log']} (not in the claim)"
         out.append(
-            f"| {r['log']} | {_fmt(r['seed'])} | {_fmt(r['val_bpb'])} | {_fmt(r['val_loss'])} "
+            f"| {name} | {_fmt(r['seed'])} | {_fmt(r['val_bpb'])} | {_fmt(r['val_loss'])} "
             f"| {_fmt(r['bytes_total'])} | {_fmt(r['train_time_s'], 1)} "
             f"| {_fmt(r['eval_time_s'], 1)} |"
         )
