@@ -340,8 +340,10 @@ class Taint:
         seed_names: Callable[[str], bool] | None = None,
         rounds: int = 6,
         index_propagates: bool = True,
+        only: set[int] | frozenset[int] | None = None,
     ) -> None:
         self.program = program
+        self.only = only
         self.index_propagates = index_propagates
         self.seed = seed
         self.seed_names = seed_names
@@ -356,7 +358,9 @@ class Taint:
         # Worklist to a fixpoint: a function is re-run when its parameters gain taint, when
         # an enclosing function's names change, or when a function it calls starts
         # returning tainted values.
-        self._dirty: set[int] = {id(f.node) for f in program.funcs}
+        self._dirty: set[int] = {
+            id(f.node) for f in program.funcs if only is None or id(f.node) in only
+        }
         budget = rounds * max(len(program.funcs), 1)
         while self._dirty and budget > 0:
             for f in program.funcs:
@@ -445,9 +449,9 @@ class Taint:
         s.update(new)
         if len(s) == before:
             return False
-        self._dirty.add(id(f.node))
+        self._wake(f)
         for child in self.program.children.get(id(f.node), ()):
-            self._dirty.add(id(child.node))
+            self._wake(child)
         return True
 
     def _run(self, f: Func) -> bool:
@@ -490,7 +494,7 @@ class Taint:
                 ) and self._expr(n.value, f, names):
                     self.returns.add(f.qualname)
                     for caller in self.program.callers.get(f.name, ()):
-                        self._dirty.add(id(caller.node))
+                        self._wake(caller)
                     changed = True
                 if written and self._mark(f, written):
                     local_change = True
@@ -499,6 +503,10 @@ class Taint:
                 break
             changed = True
         return changed
+
+    def _wake(self, f: Func) -> None:
+        if self.only is None or id(f.node) in self.only:
+            self._dirty.add(id(f.node))
 
     def _loop_targets(self, target: ast.AST, it: ast.AST, f: Func, names: set[str]) -> list[str]:
         # zip(a, b) / enumerate(a) bind element-wise: only the matching targets are tainted.

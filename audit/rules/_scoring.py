@@ -162,6 +162,7 @@ class ScoringModel:
     int_tables: frozenset[str] = frozenset()
     _reached: dict[int, bool] = field(default_factory=dict)
     repaired: frozenset[str] = frozenset()  # files parsed only after blanking bad lines
+    active: frozenset[int] = frozenset()  # function nodes the taints were computed over
 
     phases: Any = None  # audit.phases.PhaseModel when available
 
@@ -218,14 +219,20 @@ def analyze(ctx: AuditContext) -> ScoringModel:
     logged = frozenset(
         m.name for log in ctx.logs for m in getattr(log, "metrics", []) if getattr(m, "name", None)
     ) | _log_heads(ctx)
-    model = build(trees, ctx.config, {rel: src.text for rel, src in ctx.sources.items()}, logged)
-    model.repaired = frozenset(repaired)
     try:
         from audit import phases
 
-        model.phases = phases.analyze(ctx)
+        phase_model = phases.analyze(ctx)
     except Exception:  # without the phase model, fall back to local config reachability
-        model.phases = None
+        phase_model = None
+    model = build(
+        trees,
+        ctx.config,
+        {rel: src.text for rel, src in ctx.sources.items()},
+        logged,
+        phase_model=phase_model,
+        repaired=frozenset(repaired),
+    )
     ctx.cache["audit-code-a.scoring"] = model
     return model
 
@@ -235,8 +242,19 @@ def build(
     config: dict[str, str],
     sources: dict[str, str],
     logged_metrics: frozenset[str] = frozenset(),
+    *,
+    phase_model: Any = None,
+    repaired: frozenset[str] = frozenset(),
 ) -> ScoringModel:
     program = Program(trees)
+    reach = _Reach(program, trees, config, logged_metrics)
+    model = ScoringModel(program, None, None, None, reach, sources)  # type: ignore[arg-type]
+    model.phases = phase_model
+    model.repaired = repaired
+    # Only code that runs after training can score tokens: the taints are computed over the
+    # functions the configuration reaches there (and module level), which also keeps the
+    # analysis cheap on large training scripts.
+    active = {id(f.node) for f in program.funcs if f.name == "<module>" or model.reached(f)}
     roots = _collect_target_roots(program)
 
     context = {id(f.node): _context_reads(f) for f in program.funcs}
@@ -252,12 +270,12 @@ def build(
                 return True
         return _shift_slice(expr)
 
-    target = Taint(program, target_seed, seed_names=_is_target_name)
+    target = Taint(program, target_seed, seed_names=_is_target_name, only=active)
 
     def dist_seed(expr: ast.AST, taint: Taint, f: Func) -> bool:
         return isinstance(expr, ast.Call) and call_name(expr) in _DIST_CALLS
 
-    dist = Taint(program, dist_seed)
+    dist = Taint(program, dist_seed, only=active)
 
     def tlp_seed(expr: ast.AST, taint: Taint, f: Func) -> bool:
         if isinstance(expr, ast.Call):
@@ -273,11 +291,10 @@ def build(
                 return dist.is_tainted(expr.value, f)
         return False
 
-    tlp = Taint(program, tlp_seed)
-    model = ScoringModel(
-        program, target, dist, tlp, _Reach(program, trees, config, logged_metrics), sources
-    )
+    tlp = Taint(program, tlp_seed, only=active)
+    model.target, model.dist, model.tlp = target, dist, tlp
     model.int_tables = _int_tables(program)
+    model.active = frozenset(active)
     return model
 
 

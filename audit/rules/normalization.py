@@ -98,6 +98,7 @@ def _hashkey_taint(model: ScoringModel) -> Taint:
             model.program,
             lambda e, t, f: _hash_combine(e, model.target, f, model.int_tables),
             index_propagates=False,
+            only=model.active or None,
         )
         model._hashkey = cached  # type: ignore[attr-defined]
     return cached
@@ -430,7 +431,9 @@ class TokenProbabilityByteSpread(Rule):
         ]
         if not seeds:
             return
-        spread = Taint(model.program, lambda e, t, f: _spread_seed(e, model, f))
+        spread = Taint(
+            model.program, lambda e, t, f: _spread_seed(e, model, f), only=model.active or None
+        )
         exp_in: set[int] = set()
         for f in model.functions():
             if any(spread.is_tainted(a, f) for a in _exp_args(f)):
@@ -624,7 +627,9 @@ class RealizedTokenGate(Rule):
         names = _gate_names(model)
         if not any(names.values()) and not self._has_candidates(model):
             return
-        gate = Taint(model.program, lambda e, t, f: _gate_seed(e, model, f, names))
+        gate = Taint(
+            model.program, lambda e, t, f: _gate_seed(e, model, f, names), only=model.active or None
+        )
         for f in model.functions():
             src = model.sources.get(f.file, "")
             mixes = [
