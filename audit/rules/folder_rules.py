@@ -101,15 +101,10 @@ class MissingRequiredFile(Rule):
                 continue
             sev = Severity(severity)
             stem = Path(name).stem.lower()
+            # Shipped under another name (submission_binary.json, train_gpt_cuda.py) is named.
             variants = sorted(r for k, r in top.items() if k.startswith(stem) and k != name.lower())
             if name == "train_gpt.py" and not has_code:
-                sev = Severity.ERROR
-            elif variants or (name == "submission.json" and ctx.submission is None):
-                # Shipped under another name (submission_binary.json, train_gpt_cuda.py):
-                # the claim can be read, the layout is not the standard one.
-                sev = Severity.WARNING
-            elif name == "train_gpt.py":
-                sev = Severity.WARNING  # other code is shipped; the entry point is not standard
+                sev = Severity(facts.NO_CODE_SEVERITY)
             if name == "README.md" and run_folder:
                 sev = Severity.INFO
             also = f" (found {', '.join(variants[:3])})" if variants else ""
