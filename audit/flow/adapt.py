@@ -54,13 +54,16 @@ def _is_backward(call: ast.Call) -> ast.expr | None:
 
 def _referenced(pm) -> set[str]:
     """Names of functions that some code calls or hands over as an argument."""
+    if "referenced" in pm.memo:
+        return pm.memo["referenced"]
     names: set[str] = set()
-    for tree in pm.index.trees.values():
-        for n in ast.walk(tree):
-            if isinstance(n, ast.Call):
-                f = n.func
-                names.add(f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", ""))
-                names.update(a.id for a in n.args if isinstance(a, ast.Name))
+    roots = [*pm.index.trees.values(), *(fn.node for fn in pm.index.iter_functions())]
+    for root in roots:
+        for n in pm.val._parts(root)[1]:
+            f = n.func
+            names.add(f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", ""))
+            names.update(a.id for a in n.args if isinstance(a, ast.Name))
+    pm.memo["referenced"] = names
     return names
 
 
@@ -76,18 +79,14 @@ def _val_updates(pm, include_off: bool) -> list[Update]:
     out: list[Update] = []
     referenced = _referenced(pm) if include_off else set()
     for file, tree in pm.index.trees.items():  # module-level scripts
-        for node in _body_nodes(tree):
-            if not isinstance(node, ast.Call):
-                continue
+        for node in pm.val._parts(tree)[1]:
             loss = _is_backward(node)
             if loss is None or not pm.val.tainted_in(loss, None, file):
                 continue
             if pm.is_reached(node):
                 out.append(Update(node, loss, None, file, pm.phases_of(node)))
     for fn in pm.index.iter_functions():
-        for node in _body_nodes(fn.node):
-            if not isinstance(node, ast.Call):
-                continue
+        for node in pm.val._parts(fn.node)[1]:
             loss = _is_backward(node)
             if loss is None or not pm.val.tainted_in(loss, fn, fn.file):
                 continue
@@ -399,7 +398,8 @@ def val_count_updates(pm) -> list[CountUpdate]:
     ]
     scopes += [(fn.node, fn, fn.file) for fn in pm.index.iter_functions()]
     for root, fn, file in scopes:
-        for node in _body_nodes(root):
+        flow, calls, _ = pm.val._parts(root)
+        for node in [*flow, *calls]:
             data = _count_update_data(node)
             if not data or not any(pm.val.tainted_in(d, fn, file) for d in data):
                 continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from audit.flow.index import FunctionInfo, ProgramIndex
 
@@ -156,9 +157,7 @@ class TaintAnalysis:
         self._depth = 0
         self._edges_seen: set[tuple[int, str]] = set()
         # shared by every analysis of the same program (val, train)
-        self._parts_cache: dict[int, tuple[list[ast.AST], list[ast.Call], list[ast.AST]]] = (
-            index.memo.setdefault("taint_parts", {})
-        )
+        self._parts_cache: dict[int, Any] = index.memo.setdefault("taint_parts", {})
         self._class_assigns = [
             stmt
             for classes in index.classes.values()
@@ -278,6 +277,12 @@ class TaintAnalysis:
 
     def _parts(self, node: ast.AST) -> tuple[list[ast.AST], list[ast.Call], list[ast.AST]]:
         """Nodes of a body that move taint, its calls, and its returns (cached per node)."""
+        return self.parts(node)[:3]  # type: ignore[return-value]
+
+    def parts(
+        self, node: ast.AST
+    ) -> tuple[list[ast.AST], list[ast.Call], list[ast.AST], list[ast.BinOp]]:
+        """`_parts` plus the body's `@` products (for Gram-matrix detection)."""
         hit = self._parts_cache.get(id(node))
         if hit is None:
             nodes = _body_nodes(node)
@@ -288,7 +293,8 @@ class TaintAnalysis:
                 for n in nodes
                 if isinstance(n, ast.Return | ast.Yield | ast.YieldFrom) and n.value is not None
             ]
-            hit = (flow, calls, rets)
+            mats = [n for n in nodes if isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult)]
+            hit = (flow, calls, rets, mats)
             self._parts_cache[id(node)] = hit
         return hit
 

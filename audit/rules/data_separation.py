@@ -127,16 +127,15 @@ class ValGradientInTraining(Rule):
 
 def _calibration_functions(pm: PhaseModel) -> list[FunctionInfo]:
     """Functions that collect activation statistics: forward hooks or X^T X accumulations."""
+    if "calibration_functions" in pm.memo:
+        return pm.memo["calibration_functions"]
     out = []
     for fn in pm.index.iter_functions():
-        for n in ast.walk(fn.node):
-            if (
-                isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Attribute)
-                and n.func.attr in _HOOKS
-            ) or _is_gram(n):
-                out.append(fn)
-                break
+        _, calls, _, mats = pm.val.parts(fn.node)
+        hooks = any(isinstance(c.func, ast.Attribute) and c.func.attr in _HOOKS for c in calls)
+        if hooks or any(_is_gram(c) for c in calls) or any(_is_gram(m) for m in mats):
+            out.append(fn)
+    pm.memo["calibration_functions"] = out
     return out
 
 
@@ -499,10 +498,13 @@ class ValSelection(Rule):
                 continue
             seen.add(id(s))
             compares = [c for c in ast.walk(s.test) if isinstance(c, ast.Compare)]
-            defs = _defs(occ.func)
-            if not any(
-                pm.val.tainted_in(c, occ.func, occ.file) and _score_like(c, defs) for c in compares
-            ):
+            tainted = [c for c in compares if pm.val.tainted_in(c, occ.func, occ.file)]
+            if not tainted:
+                continue
+            key = f"defs:{occ.func.qualname if occ.func else occ.file}"
+            if key not in pm.memo:
+                pm.memo[key] = _defs(occ.func)
+            if not any(_score_like(c, pm.memo[key]) for c in tainted):
                 continue
             if not _selects(pm, s.body, occ.func):
                 continue
