@@ -129,6 +129,18 @@ INVALID: list[Invalid] = [
         "R4",
         "GPTQ Hessians collected from val tokens (GPTQ_CALIB_SOURCE=val, default and run.sh) and baked into the artifact; no logs (score pending)",
     ),
+    Invalid(
+        846,
+        "records/track_10min_16mb/2026-03-27_TwoPassNgram_0.1434",
+        "C4",
+        "two-pass n-gram eval: first 15 chunks rescored with the cache built from all val (ngram_pass2 logged); target-keyed cache too",
+    ),
+    Invalid(
+        912,
+        "records/track_10min_16mb/2026-03-26_10L_TwoPass_Order11_Ngram",
+        "C4",
+        "pass 1 stores model probs over val, then a cache over ALL val tokens rescores every position (leave-one-out); reported score is the rescore",
+    ),
 ]
 
 
