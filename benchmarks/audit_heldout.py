@@ -1,6 +1,6 @@
 """Accuracy of `pgolf audit` on real record claims held out from the labelled dev set.
 
-Two sets, both disjoint from ``/work/shared/labels/dev.tsv`` (no folder and no PR of it):
+Two sets disjoint from ``/work/shared/labels/dev.tsv`` (no dev folder; no dev PR among the invalid):
 
 - valid: every record folder merged on ``refs/heads/main`` of the upstream mirror that is
   not a dev folder; those the upstream README leaderboard links are marked as records.
