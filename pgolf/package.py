@@ -263,6 +263,10 @@ def _assemble(
     if problems:
         raise PgolfError("submission.json would not be schema-valid: " + "; ".join(problems[:5]))
     write_submission(build / "submission.json", submission)
+    # The atomic writer's temp file is private (0600); a record folder is meant to be shared.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(build / "submission.json", 0o666 & ~umask)
     files.append(("submission.json", "leaderboard metadata (schema-valid)"))
     files.append(("LEGALITY_AUDIT.md", "`pgolf audit` report of this folder"))
     files.append(("MANIFEST.json", "sha256 and size of every file, data fingerprint"))

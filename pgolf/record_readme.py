@@ -13,6 +13,8 @@ import shlex
 from dataclasses import dataclass, field
 
 # Dump keys that are facts of one run (seed, timings, totals) rather than configuration.
+# Values holding an absolute path (a glob of this machine's shards) are facts of one machine.
+_MACHINE_PATH = re.compile(r"(^|[\s:=])(/|~/|[A-Za-z]:\\)")
 # Paths and run ids are facts of one machine.
 _RUN_FACT = re.compile(r"^seed$|_total$|_time(_ms|_s)?$|_avg$|^step|^run_id$|_path$", re.IGNORECASE)
 
@@ -192,7 +194,11 @@ def render(facts: RecordFacts) -> str:
         add("No environment overrides: the trainer's defaults.")
     if facts.hyperparams:
         add("")
-        shown = {k: v for k, v in facts.hyperparams.items() if not _RUN_FACT.search(k)}
+        shown = {
+            k: v
+            for k, v in facts.hyperparams.items()
+            if not _RUN_FACT.search(k) and not _MACHINE_PATH.search(v)
+        }
         add(
             "Effective hyperparameters (from the logs): "
             + " ".join(f"`{k}:{v}`" for k, v in sorted(shown.items()))
