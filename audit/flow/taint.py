@@ -158,6 +158,7 @@ class TaintAnalysis:
         self._edges_seen: set[tuple[int, str]] = set()
         # shared by every analysis of the same program (val, train)
         self._parts_cache: dict[int, Any] = index.memo.setdefault("taint_parts", {})
+        self._resolved: dict[int, FunctionInfo | None] = index.memo.setdefault("resolved", {})
         self._class_assigns = [
             stmt
             for classes in index.classes.values()
@@ -416,6 +417,14 @@ class TaintAnalysis:
             )
         if isinstance(e, ast.IfExp):  # the value is chosen by the test: it carries its taint
             return any(self.expr(x, names, fn, file) for x in (e.test, e.body, e.orelse))
+        if isinstance(e, ast.BinOp):
+            return self.expr(e.left, names, fn, file) or self.expr(e.right, names, fn, file)
+        if isinstance(e, ast.UnaryOp | ast.Starred | ast.Await | ast.NamedExpr):
+            return self.expr(e.operand if isinstance(e, ast.UnaryOp) else e.value, names, fn, file)
+        if isinstance(e, ast.Tuple | ast.List | ast.Set):
+            return any(self.expr(x, names, fn, file) for x in e.elts)
+        if isinstance(e, ast.BoolOp):
+            return any(self.expr(x, names, fn, file) for x in e.values)
         if isinstance(e, ast.expr):
             return any(
                 self.expr(c, names, fn, file)
@@ -433,7 +442,11 @@ class TaintAnalysis:
         pos = [self.expr(a, names, fn, file) for a in e.args]
         kws = {k.arg: self.expr(k.value, names, fn, file) for k in e.keywords}
         recv = isinstance(f, ast.Attribute) and self.expr(f.value, names, fn, file)
-        callee = self.index.resolve_call(e, file, fn)
+        resolved = self._resolved
+        key = id(e)
+        if key not in resolved:
+            resolved[key] = self.index.resolve_call(e, file, fn)
+        callee = resolved[key]
         any_arg = any(pos) or any(kws.values())
         if callee is None:
             if self.paths_only:
