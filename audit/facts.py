@@ -116,6 +116,22 @@ EVAL_TIME_LINES = (
     re.compile(r"val_bpb[:=].*eval_time[:=]|eval_time[:=].*val_bpb[:=]"),
 )
 
+# R2: timed work logged between the end of the training loop and the artifact (GPTQ
+# calibration, pre-quant fine-tuning, table building) counts towards the 600 s (PG213).
+TRAIN_STOP_LINE = re.compile(
+    r"^stopping_early\b|^step:\d+\s*/\s*\d+.*train_loss|^\d+\s*/\s*\d+\s+train_loss"
+)
+ARTIFACT_LINE = re.compile(r"^Serialized model|Total submission size", re.I)
+# Lines that are not training work: diagnostic evaluations, the serialization itself.
+# Cumulative clocks (wallclock, budget, total_elapsed) would count the loop twice.
+NOT_TRAIN_WORK = re.compile(
+    r"val_bpb|val_loss|eval_time|seriali[sz]|compress|code size|wallclock|budget|total_elapsed",
+    re.I,
+)
+PHASE_DURATION = re.compile(
+    r"(?:\bin|\btook|time|elapsed)\s*[=:]?\s*(\d+(?:\.\d+)?)\s*(ms|s)\b", re.I
+)
+
 # R8: how the log reports its compressed code size (code counted at its packed size).
 COMPRESSED_CODE_LINE = re.compile(r"code size \(compressed\)[^0-9]*(\d+)\s*bytes", re.I)
 UNCOMPRESSED_CODE_LINE = re.compile(r"code size(?: \(uncompressed\))?:\s*(\d+)\s*bytes", re.I)

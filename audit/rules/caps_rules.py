@@ -506,3 +506,116 @@ class EvalTimeOverCap(_TimeCap):
     evidence_lines = facts.EVAL_TIME_LINES
     cap = facts.EVAL_TIME_CAP
     what = "evaluation time"
+
+
+def pre_artifact_work(ctx: AuditContext, log: Any) -> list[tuple[int, str, float]]:
+    """Timed phases between the training loop's end and the artifact: (line, text, seconds).
+
+    Per phase (the line prefix before ':'), a "total"/"done" line wins over per-step lines.
+    """
+    lines: list[tuple[int, str]] = []
+    stop = end = None
+    try:
+        with (ctx.folder / ctx.relpath(log.path)).open("rb") as fh:
+            for n, raw in enumerate(fh, start=1):
+                text = raw[:2048].decode("utf-8", errors="replace").strip()
+                if facts.TRAIN_STOP_LINE.search(text):
+                    stop, lines, end = n, [], None
+                elif stop is not None and facts.ARTIFACT_LINE.search(text):
+                    end = n  # the last one is the artifact (the first may be the raw model)
+                elif stop is not None and len(lines) < 50_000:
+                    lines.append((n, text))
+    except OSError:
+        return []
+    if stop is None or end is None:
+        return []
+    lines = [(n, text) for n, text in lines if n < end]
+    phases: dict[str, list[tuple[int, str, float, bool]]] = {}
+    for n, text in lines:
+        if facts.NOT_TRAIN_WORK.search(text):
+            continue
+        m = facts.PHASE_DURATION.search(text)
+        if not m:
+            continue
+        seconds = float(m.group(1)) / (1000.0 if m.group(2).lower() == "ms" else 1.0)
+        prefix = text.split(":", 1)[0] if ":" in text[:40] else text.split(" ", 1)[0]
+        total = bool(re.search(r"total|done", text, re.I))
+        phases.setdefault(prefix.lower(), []).append((n, text, seconds, total))
+    out = []
+    for items in phases.values():
+        totals = [i for i in items if i[3]]
+        if totals:
+            n, text, seconds, _ = max(totals, key=lambda i: i[2])
+            out.append((n, text, seconds))
+        else:
+            n, text, _, _ = max(items, key=lambda i: i[2])
+            out.append((n, text, sum(i[2] for i in items)))
+    return out
+
+
+@register
+class WorkBeforeArtifactOverCap(Rule):
+    """Timed training work after the training loop pushes the time before the artifact over 600 s.
+
+    ## What it does
+    Reads the log between the end of the training loop (the wallclock stop or the last
+    progress line) and the serialized artifact, and adds the timed phases it reports there
+    (GPTQ/Hessian calibration, pre-quantization fine-tuning, table building; not diagnostic
+    evaluations or the compression itself) to the logged training time. A warning when the
+    sum is over 600 s by more than 5 s.
+
+    ## Why is this bad?
+    Everything before the artifact is written counts towards the training budget (R2); a
+    wallclock stop at 599 s followed by minutes of calibration or fine-tuning is over it.
+
+    ## Illegal example
+    ```text
+    stopping_early: wallclock_cap train_time:588000ms step:4534/20000
+    prequant_ttt:done total_time=523.0s
+    Serialized model int6+brotli: 15931373 bytes
+    ```
+
+    ## Legal example
+    ```text
+    stopping_early: wallclock_cap train_time:590000ms step:4534/20000
+    GPTQ:collected 67 Hessians in 4.0s
+    Serialized model int6+brotli: 15931373 bytes
+    ```
+
+    ## References
+    - RULES.md R2 (docs/rules.md): warmup, training, GPTQ calibration, table building and any
+      fine-tuning before serialization count.
+    """
+
+    id = "PG213"
+    name = "work-before-artifact-over-cap"
+    condition = "R2"
+    severity = Severity.WARNING
+    message = (
+        "{log}: {train:.1f} s of training + {extra:.1f} s of timed work before the artifact "
+        "= {total:.1f} s, over the 600 s cap"
+    )
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        if not ctx.is_record_track:
+            return
+        limit = facts.TRAIN_TIME_CAP.limit + facts.TIME_TOLERANCE_S
+        for log in ctx.claim_runs(headline=True):
+            train = num(getattr(log, "train_time_s", None))
+            if train is None or train > limit:
+                continue  # PG211 reports a loop that is itself over the cap
+            work = pre_artifact_work(ctx, log)
+            extra = sum(w[2] for w in work)
+            if not work or train + extra <= limit:
+                continue
+            line, text, _ = max(work, key=lambda w: w[2])
+            rel = ctx.relpath(log.path)
+            yield self.finding(
+                file=rel,
+                line=line,
+                evidence=text,
+                log=rel,
+                train=train,
+                extra=extra,
+                total=train + extra,
+            )
