@@ -127,8 +127,22 @@ def run_rules(ctx: AuditContext, rules: Iterable[type[Rule]]) -> list[Finding]:
             continue
         for f in produced:
             if isinstance(f, Finding):
-                findings.append(f)
+                findings.append(_normalized(f, cls))
     return findings
+
+
+def _normalized(f: Finding, cls: type[Rule]) -> Finding:
+    """A finding with a real Severity and a str message (a sloppy rule must not crash reports)."""
+    from dataclasses import replace
+
+    sev = f.severity
+    if not isinstance(sev, Severity):
+        try:
+            sev = Severity(str(sev).lower())
+        except ValueError:
+            sev = cls.severity
+    line = f.line if isinstance(f.line, int) and f.line > 0 else None
+    return replace(f, severity=sev, message=str(f.message), line=line)
 
 
 def _internal_error(cls: type[Rule], exc: BaseException) -> Finding:

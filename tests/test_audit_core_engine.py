@@ -319,3 +319,19 @@ def test_summary_covers_the_claimed_runs(record: Path) -> None:
     assert len(report.runs) == 4 and report.summary["n_runs"] == 3
     assert report.summary["val_bpb_mean"] == pytest.approx(1.03, abs=1e-12)
     assert [r["in_claim"] for r in report.runs if r["seed"] == 5] == [False]
+
+
+class Sloppy(Rule):
+    """Test rule (not registered): a string severity and a bad line."""
+
+    id = "PG597"
+    name = "sloppy"
+    condition = "C2"
+
+    def check(self, ctx):
+        yield Finding("PG597", "C2", "error", 42, file="train_gpt.py", line=0)  # type: ignore[arg-type]
+
+
+def test_sloppy_findings_are_normalized(record: Path) -> None:
+    (f,) = run_rules(build_context(record), [Sloppy])
+    assert f.severity == Severity.ERROR and f.message == "42" and f.line is None
