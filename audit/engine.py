@@ -15,7 +15,7 @@ import pkgutil
 import tempfile
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +133,6 @@ def run_rules(ctx: AuditContext, rules: Iterable[type[Rule]]) -> list[Finding]:
 
 def _normalized(f: Finding, cls: type[Rule]) -> Finding:
     """A finding with a real Severity and a str message (a sloppy rule must not crash reports)."""
-    from dataclasses import replace
-
     sev = f.severity
     if not isinstance(sev, Severity):
         try:
