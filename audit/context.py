@@ -38,6 +38,8 @@ class SourceFile:
     unpack_problems: list[str] = field(default_factory=list)
     truncated: bool = False
     syntax_error_line: int | None = None
+    # lines whose f-strings were blanked so the running Python could parse the file (PEP 701)
+    lenient_lines: list[int] = field(default_factory=list)
 
     @property
     def lines(self) -> list[str]:
@@ -217,10 +219,16 @@ def parse_source(rel: str, raw: str, raw_size: int, truncated: bool = False) -> 
     tree: ast.Module | None = None
     error: str | None = None
     error_line: int | None = None
+    lenient_lines: list[int] = []
     try:
         tree = ast.parse(text, filename=rel)
     except SyntaxError as exc:
         error, error_line = f"line {exc.lineno}: {exc.msg}", exc.lineno
+        from audit.lenient import lenient_parse
+
+        retry = lenient_parse(text, filename=rel)
+        if retry.tree is not None:
+            tree, lenient_lines, error, error_line = retry.tree, retry.repaired_lines, None, None
     except (ValueError, RecursionError, MemoryError) as exc:
         error = f"cannot parse: {type(exc).__name__}: {exc}"[:300]
     return SourceFile(
@@ -235,6 +243,7 @@ def parse_source(rel: str, raw: str, raw_size: int, truncated: bool = False) -> 
         unpack_problems=problems,
         truncated=truncated,
         syntax_error_line=error_line,
+        lenient_lines=lenient_lines,
     )
 
 

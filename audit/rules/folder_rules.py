@@ -212,9 +212,43 @@ class UnparseableSource(Rule):
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
         for rel, src in ctx.sources.items():
             if src.syntax_error:
+                # the script that produced the score must be audited: not parsing it is an error
+                main = _is_main_script(ctx, rel)
                 yield self.finding(
-                    file=rel, line=src.syntax_error_line, path=rel, error=src.syntax_error
+                    file=rel,
+                    line=src.syntax_error_line,
+                    severity=Severity.ERROR if main else None,
+                    message=(
+                        f"{rel} does not parse ({src.syntax_error}); the main script could not"
+                        " be audited"
+                        if main
+                        else None
+                    ),
+                    path=rel,
+                    error=src.syntax_error,
                 )
+            elif getattr(src, "lenient_lines", None):
+                lines = ", ".join(str(n) for n in src.lenient_lines[:8])
+                yield self.finding(
+                    file=rel,
+                    line=src.lenient_lines[0],
+                    severity=Severity.INFO,
+                    message=(
+                        f"{rel} needs a newer Python parser (PEP 701 f-strings); parsed leniently"
+                        f" with the f-strings on line(s) {lines} blanked, everything else audited"
+                    ),
+                    path=rel,
+                    error="",
+                )
+
+
+def _is_main_script(ctx: AuditContext, rel: str) -> bool:
+    """The folder's training script: `train_gpt.py`, the only .py, or the one the README runs."""
+    name = rel.rsplit("/", 1)[-1]
+    if name == "train_gpt.py" or len(ctx.sources) == 1:
+        return True
+    readme = ctx.readme or ""
+    return bool(re.search(r"(python3?|torchrun)[^\n`]*\b" + re.escape(name) + r"\b", readme))
 
 
 @register

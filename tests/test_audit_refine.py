@@ -1,0 +1,73 @@
+"""Held-out misfires and misses fixed by mechanism (docs/auditor-heldout.md): regression tests."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit.engine import audit_folder, audit_source
+from audit.lenient import lenient_parse, neutralize_fstrings
+
+RULES = Path(__file__).parent / "fixtures" / "rules"
+REFINE = Path(__file__).parent / "fixtures" / "refine"
+
+# PEP 701 (Python 3.12): the same quote nested inside a replacement field
+PEP701_LINE = 'print(f"  {len(history)}: {", ".join(str(b) for b in history)}")'
+
+
+def _errors(findings, prefix: str = "PG") -> set[tuple[int | None, str]]:
+    return {
+        (f.line, f.rule)
+        for f in findings
+        if f.severity.value == "error" and f.rule.startswith(prefix) and not f.suppressed
+    }
+
+
+def test_lenient_parse_keeps_line_numbers() -> None:
+    src = "def f(xs):\n    " + PEP701_LINE.replace("history", "xs") + "\n    return xs\n"
+    with pytest.raises(SyntaxError):
+        ast.parse(src)
+    res = lenient_parse(src)
+    assert res.tree is not None and res.repaired_lines == [2]
+    ret = res.tree.body[0].body[-1]
+    assert isinstance(ret, ast.Return) and ret.lineno == 3
+
+
+def test_multiline_fstring_keeps_span() -> None:
+    src = 'x = 1\ny = f"""a\n{", ".join(z)}\n"""\nz = 2\n'
+    new, touched = neutralize_fstrings(src, 3)
+    assert touched == [2, 3, 4]
+    assert new.count("\n") == src.count("\n")
+    assert ast.parse(new).body[-1].lineno == 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="ab{}\"'f, .\n#\\", max_size=40), st.integers(1, 4))
+def test_neutralize_never_changes_line_count(text: str, line: int) -> None:
+    new, _ = neutralize_fstrings(text, line)
+    assert new.count("\n") == text.count("\n")
+
+
+def test_pep701_file_is_audited() -> None:
+    """A 3.12 f-string no longer hides an illegal byte spread in the same file (was: PG103 only)."""
+    lines = (RULES / "PG503_illegal.py").read_text().splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("def ppm_mixture_bpb"))
+    body = [*lines[: at + 1], "    " + PEP701_LINE, *lines[at + 1 :]]
+    findings = audit_source("\n".join(body) + "\n", config={"PPM_ENABLED": "1"})
+    assert any(f.rule == "PG503" and f.severity.value == "error" for f in findings)
+    lenient = [f for f in findings if f.rule == "PG103"]
+    assert lenient and all(f.severity.value == "info" for f in lenient)
+    assert lenient[0].line == at + 2
+
+
+def test_unparseable_main_script_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "train_gpt.py").write_text("def main(:\n    pass\n")
+    (tmp_path / "helper.py").write_text("def g(:\n    pass\n")
+    report = audit_folder(tmp_path)
+    sev = {f.file: f.severity.value for f in report.findings if f.rule == "PG103"}
+    assert sev == {"train_gpt.py": "error", "helper.py": "warning"}
+    assert report.verdict != "pass"
