@@ -157,15 +157,65 @@ def python_version() -> str:
     return sys.version.split()[0]
 
 
+_STR_LIST = "a list of strings"
+_STATE_TYPES: dict[str, tuple[str, Any]] = {
+    "command": (_STR_LIST, lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "trainer_command": (
+        _STR_LIST,
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    ),
+    "env": (
+        "an object of strings",
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+    ),
+    "data": ("an object", lambda v: isinstance(v, dict)),
+    "hardware": ("an object", lambda v: isinstance(v, dict)),
+    "caps": ("an object", lambda v: isinstance(v, dict)),
+    "seeds": ("an object", lambda v: isinstance(v, dict)),
+    "nproc": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "timeout_s": ("a number", lambda v: _is_number(v)),
+    "script_sha256": ("a string", lambda v: isinstance(v, str)),
+}
+_SEED_NUMBERS = ("val_bpb", "val_loss", "bytes_total", "train_time_s", "eval_time_s", "wall_s")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _type_problem(data: dict[str, Any]) -> str | None:
+    """The first field of a run.json whose type pgolf cannot use, as `key: expected ...`."""
+    for key, (expected, ok) in _STATE_TYPES.items():
+        if key in data and not ok(data[key]):
+            return f"{key}: expected {expected}, got {type(data[key]).__name__}"
+    for name, record in (data.get("seeds") or {}).items():
+        where = f"seeds.{name}"
+        if not isinstance(record, dict):
+            return f"{where}: expected an object, got {type(record).__name__}"
+        seed = record.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            return f"{where}.seed: expected an integer, got {seed!r}"
+        if record.get("status", "pending") not in STATUSES:
+            return f"{where}.status: {record.get('status')!r} is not one of {', '.join(STATUSES)}"
+        for key in _SEED_NUMBERS:
+            value = record.get(key)
+            if value is not None and not _is_number(value):
+                return f"{where}.{key}: expected a number, got {value!r}"
+    return None
+
+
 def load_state(folder: Path) -> RunState | None:
     """The run.json of a folder, None if there is none; InputError if it is unreadable."""
     path = folder / RUN_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("schema") != RUN_SCHEMA:
             raise ValueError(f"not a {RUN_SCHEMA} file")
+        problem = _type_problem(data)
+        if problem is not None:
+            raise ValueError(problem)
         return RunState.from_dict(data)
     except (OSError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: cannot resume from it ({exc})") from exc

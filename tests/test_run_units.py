@@ -119,3 +119,56 @@ def test_hardware_summary() -> None:
     assert hardware_summary({"gpus": [], "machine": "x86_64", "cpu_count": 2}) == (
         "CPU x86_64 (2 cores)"
     )
+
+
+def _saved_state(folder: Path) -> dict:
+    state = RunState(
+        command=["pgolf", "run"],
+        trainer_command=["python", "train_gpt.py"],
+        env={"A": "1"},
+        script="train_gpt.py",
+        script_source="/x/train_gpt.py",
+        script_sha256="0" * 64,
+        data={"fingerprint": "f"},
+        torch_version="2.13.0",
+        python_version="3.11",
+        hardware={"gpus": []},
+        caps={"bytes_total": 16_000_000},
+        nproc=1,
+        timeout_s=1500.0,
+        seeds={"42": SeedRecord(seed=42, status="ok", val_bpb=1.0)},
+    )
+    save_state(folder, state)
+    return json.loads((folder / "run.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("seeds", [1, 2]),
+        ("data", "x"),
+        ("env", [1]),
+        ("env", {"A": 1}),
+        ("caps", None),
+        ("nproc", "2"),
+        ("timeout_s", "soon"),
+        ("trainer_command", "python train_gpt.py"),
+        ("seeds", {"42": {"seed": 42, "status": "done"}}),
+        ("seeds", {"42": {"seed": "x", "status": "ok"}}),
+        ("seeds", {"42": {"seed": 42, "status": "ok", "val_bpb": "low"}}),
+    ],
+)
+def test_run_json_with_wrong_types_is_an_input_error(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    data = _saved_state(tmp_path)
+    data[key] = value
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match=rf"run\.json: cannot resume from it \(.*{key}"):
+        load_state(tmp_path)
+
+
+def test_run_json_that_is_a_directory_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "run.json").mkdir()
+    with pytest.raises(InputError, match=r"run\.json: cannot resume from it"):
+        load_state(tmp_path)
