@@ -231,3 +231,61 @@ def test_very_long_expression_chain_gives_findings_not_internal_errors():
     findings = audit_source(src, select=["PG3", "PG6"])
     assert not [f for f in findings if "internal error" in f.message]
     assert ("PG602", 4) in {(f.rule, f.line) for f in findings}
+
+
+def test_names_rebound_to_val_after_serialization_do_not_taint_training():
+    src = textwrap.dedent(
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def main():
+            val_tokens = torch.load("data/fineweb_val_000000.bin")
+            train_loader = Loader("data/fineweb_train_*.bin")
+            model = torch.nn.Linear(4, 4)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for step in range(10):
+                x, y = train_loader.next_batch()
+                loss = model(x, y)
+                loss.backward()
+                opt.step()
+            torch.save(model.state_dict(), "final_model.pt")
+            model.load_state_dict(torch.load("final_model.pt"))
+            loss_sum = 0.0
+            for i in range(0, val_tokens.numel() - 1, 1024):
+                chunk = val_tokens[i:i + 1025]
+                x = chunk[:-1]
+                y = chunk[1:]
+                with torch.no_grad():
+                    loss_sum += F.cross_entropy(model(x), y, reduction="sum")
+                loss = model(x, y)
+                loss.backward()
+                opt.step()
+
+        if __name__ == "__main__":
+            main()
+        """
+    )
+    found = audit_source(src, select=["PG3", "PG6"])
+    assert [f for f in found if f.severity is Severity.ERROR] == []
+
+
+def test_a_name_bound_to_val_later_in_a_loop_still_reaches_earlier_uses():
+    src = textwrap.dedent(
+        """
+        import torch
+
+        def main():
+            v = torch.load("data/fineweb_val_000000.bin")
+            model = torch.nn.Linear(4, 4)
+            batch = torch.zeros(4)
+            for step in range(10):
+                model(batch).sum().backward()
+                batch = v[step:step + 4]
+            torch.save(model.state_dict(), "final_model.ptz")
+
+        if __name__ == "__main__":
+            main()
+        """
+    )
+    assert ("PG301", 9) in {(f.rule, f.line) for f in audit_source(src, select=["PG3"])}

@@ -72,6 +72,46 @@ _MAX_DEPTH = 14
 _MAX_CONTEXTS = 4000
 
 
+class TaintEnv(set):  # type: ignore[type-arg]
+    """Tainted names of one scope, with the places they were bound.
+
+    Membership (`name in env`) is flow-insensitive; `sites` lets a use see only bindings
+    that come before it in the source or share a loop with it, so a name re-bound to val
+    data after the artifact is written does not taint its earlier training uses.
+    """
+
+    def __init__(self, names: object = ()) -> None:
+        super().__init__()
+        self.sites: dict[str, list[ast.AST | None]] = {}
+        self.cur: ast.AST | None = None  # node whose bindings are being recorded
+        self.version = 0
+        for n in names:  # type: ignore[attr-defined]
+            self.add(n)
+
+    def add(self, name: str) -> None:  # type: ignore[override]
+        lst = self.sites.setdefault(name, [])
+        site = self.cur
+        if not any(x is site for x in lst):
+            lst.append(site)
+            self.version += 1
+        super().add(name)
+
+    def merge(self, other: TaintEnv) -> None:
+        for name, sites in other.sites.items():
+            lst = self.sites.setdefault(name, [])
+            for site in sites:
+                if not any(x is site for x in lst):
+                    lst.append(site)
+                    self.version += 1
+            super().add(name)
+
+    def copy(self) -> TaintEnv:  # type: ignore[override]
+        out = TaintEnv()
+        out.merge(self)
+        out.cur = self.cur
+        return out
+
+
 @dataclass
 class FuncTaint:
     """Result of analysing one function under one context."""
@@ -95,8 +135,8 @@ class TaintState:
     """Everything learnt for one source: tainted names per function, edges, global attrs."""
 
     global_attrs: set[str] = field(default_factory=set)
-    global_names: dict[str, set[str]] = field(default_factory=dict)  # file -> names
-    names_by_func: dict[str, set[str]] = field(default_factory=dict)  # qualname -> union
+    global_names: dict[str, TaintEnv] = field(default_factory=dict)  # file -> names
+    names_by_func: dict[str, TaintEnv] = field(default_factory=dict)  # qualname -> union
     self_by_func: dict[str, bool] = field(default_factory=dict)
     tainted_calls: list[TaintedCall] = field(default_factory=list)
     analysed: dict[str, list[frozenset[str]]] = field(default_factory=dict)
@@ -159,6 +199,7 @@ class TaintAnalysis:
         # shared by every analysis of the same program (val, train)
         self._parts_cache: dict[int, Any] = index.memo.setdefault("taint_parts", {})
         self._resolved: dict[int, FunctionInfo | None] = index.memo.setdefault("resolved", {})
+        self._loop_cache: dict[int, set[int]] = index.memo.setdefault("loops", {})
         self._class_assigns = [
             stmt
             for classes in index.classes.values()
@@ -202,7 +243,7 @@ class TaintAnalysis:
         )
 
     def _scope_pass(self, file: str, tree: ast.Module) -> None:
-        names = self.state.global_names.setdefault(file, set())
+        names = self.state.global_names.setdefault(file, TaintEnv())
         for stmt in self._class_assigns:
             if self.index.node_file.get(id(stmt)) != file:
                 continue
@@ -213,6 +254,7 @@ class TaintAnalysis:
                         self.state.global_attrs.add(t.id)
         flow, calls, _ = self._parts(tree)
         for stmt in flow:
+            names.cur = stmt
             if (
                 isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign)
                 and stmt.value is not None
@@ -223,6 +265,7 @@ class TaintAnalysis:
                         self._bind(t, names, None, top=True)
             elif isinstance(stmt, ast.For) and self.expr(stmt.iter, names, None, file):
                 self._bind(stmt.target, names, None, top=True)
+        names.cur = None
         for call in calls:
             self.expr(call, names, None, file)
 
@@ -243,24 +286,27 @@ class TaintAnalysis:
             self._depth -= 1
             self._active.discard(key)
         self._cache[key] = res
-        self.state.names_by_func.setdefault(fn.qualname, set()).update(res.names)
+        self.state.names_by_func.setdefault(fn.qualname, TaintEnv()).merge(res.names)
         if self_t:
             self.state.self_by_func[fn.qualname] = True
         self.state.analysed.setdefault(fn.qualname, []).append(tparams)
         return res
 
     def _analyse(self, fn: FunctionInfo, tparams: frozenset[str], self_t: bool) -> FuncTaint:
-        names: set[str] = set(tparams)
+        names = TaintEnv(tparams)  # parameters: bound before every use
         if self_t and fn.params:
             names.add(fn.params[0])
-        names.update(self._tainted_defaults(fn))
+        for p in self._tainted_defaults(fn):
+            names.add(p)
         flow, calls, rets = self._parts(fn.node)
         file = fn.file
         for _ in range(8):
-            n0 = len(names)
+            v0 = names.version
             for node in flow:
+                names.cur = node
                 self._flow(node, names, fn, file, self_t, tparams)
-            if len(names) == n0:
+            names.cur = None
+            if names.version == v0:
                 break
         # final pass: explore calls (records tainted edges and callee contexts)
         for node in calls:
@@ -387,7 +433,9 @@ class TaintAnalysis:
         if isinstance(e, ast.Constant):
             return isinstance(e.value, str) and bool(self.source.search(e.value))
         if isinstance(e, ast.Name):
-            return e.id in names or e.id in self.state.global_names.get(file, ())
+            if e.id in names and self._visible(names, e.id, e):
+                return True
+            return fn is not None and e.id in self.state.global_names.get(file, ())
         if isinstance(e, ast.Attribute):
             if e.attr in _SHAPE_ATTRS:
                 return False
@@ -403,7 +451,7 @@ class TaintAnalysis:
         if isinstance(e, ast.Lambda):  # a closure over val data carries it (minimize(fun=...))
             return self.expr(e.body, names, fn, file)
         if isinstance(e, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
-            inner = set(names)
+            inner = names.copy() if isinstance(names, TaintEnv) else set(names)
             for g in e.generators:
                 if self.expr(g.iter, inner, fn, file):
                     self._bind(g.target, inner, fn, top=False)
@@ -489,14 +537,52 @@ class TaintAnalysis:
     def tainted_in(self, e: ast.AST, fn: FunctionInfo | None, file: str) -> bool:
         """Is `e` tainted in any context its function was analysed in?"""
         if fn is None:
-            names = set(self.state.global_names.get(file, set()))
+            names = self.state.global_names.get(file, TaintEnv()).copy()
         else:
             if fn.qualname not in self.state.names_by_func:
                 self.analyse(fn, frozenset(), False)  # lazy analyses (eager=False)
-            names = set(self.state.names_by_func.get(fn.qualname, set()))
+            names = self.state.names_by_func.get(fn.qualname, TaintEnv()).copy()
+            names.cur = None
             if self.state.self_by_func.get(fn.qualname) and fn.params:
                 names.add(fn.params[0])
         return self.expr(e, names, fn, file)
+
+    def _visible(self, names: set[str], name: str, use: ast.AST) -> bool:
+        """A binding of `name` reaches `use`: it comes first in the source, or a loop holds
+        both (loop-carried), or it is a parameter."""
+        sites = names.sites.get(name) if isinstance(names, TaintEnv) else None
+        if not sites:
+            return True
+        upos = (getattr(use, "lineno", 0), getattr(use, "col_offset", 0))
+        if upos == (0, 0):
+            return True
+        loops: set[int] | None = None
+        for site in sites:
+            if site is None:
+                return True
+            if (getattr(site, "lineno", 0), getattr(site, "col_offset", 0)) <= upos:
+                return True
+        for site in sites:
+            if loops is None:
+                loops = self._loops_of(use)
+            if loops & self._loops_of(site):  # type: ignore[arg-type]
+                return True
+        return False
+
+    def _loops_of(self, node: ast.AST) -> set[int]:
+        key = id(node)
+        hit = self._loop_cache.get(key)
+        if hit is None:
+            hit = set()
+            cur = self.index.parent.get(id(node))
+            while cur is not None and not isinstance(
+                cur, ast.FunctionDef | ast.AsyncFunctionDef | ast.Module
+            ):
+                if isinstance(cur, ast.For | ast.AsyncFor | ast.While | ast.comprehension):
+                    hit.add(id(cur))
+                cur = self.index.parent.get(id(cur))
+            self._loop_cache[key] = hit
+        return hit
 
     def callers_with_taint(self, fn: FunctionInfo) -> list[TaintedCall]:
         return [c for c in self.state.tainted_calls if c.callee.qualname == fn.qualname]

@@ -633,7 +633,7 @@ def _intrinsic(pm: PhaseModel, e: ast.AST, fn: FunctionInfo | None, file: str) -
     if fn is None:
         return ta.tainted_in(e, None, file)
     names = ta.analyse(fn, frozenset(), False).names
-    return ta.expr(e, set(names), fn, file)
+    return ta.expr(e, names.copy() if hasattr(names, "sites") else set(names), fn, file)
 
 
 _ALIAS = re.compile(r"\b(ln|cp|mv|rsync|install)\b[^\n]*fineweb_val_[^\n]*fineweb_train_")
