@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -117,3 +118,15 @@ def test_fingerprint_is_sha256_over_train_then_val_tokens(tmp_path: Path) -> Non
     assert data_fingerprint(tmp_path) == want
     write_shard(tmp_path / "fineweb_val_000000.bin", [1, 6])
     assert data_fingerprint(tmp_path) != want
+
+
+def test_a_fifo_named_like_a_shard_is_rejected_without_blocking(tmp_path: Path, runner) -> None:
+    write_shard(tmp_path / "fineweb_train_000000.bin", [1, 2, 3])
+    fifo = tmp_path / "fineweb_val_000000.bin"
+    os.mkfifo(fifo)
+    with pytest.raises(ShardError, match="fineweb_val_000000.bin: not a regular file"):
+        read_shard(fifo)
+    result = runner.invoke(main, ["data", "--check", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 2
+    assert "fineweb_val_000000.bin: not a regular file" in result.output
+    assert "Traceback" not in result.output

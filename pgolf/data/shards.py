@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,7 +52,13 @@ def read_header(path: str | os.PathLike[str]) -> int:
     """Validate the header and file size of a shard and return its token count."""
     p = Path(path)
     try:
-        size = p.stat().st_size
+        info = p.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            # Opening a FIFO or a device would block or stream forever.
+            raise ShardError(f"{p}: not a regular file (a FIFO, socket or device); not a shard")
+        size = info.st_size
         with open(p, "rb") as f:
             raw = f.read(HEADER_BYTES)
     except FileNotFoundError:
