@@ -4,6 +4,7 @@ no-op second call, atomic builds, and the `pgolf data --from-text` CLI."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,25 @@ def test_concurrent_build_keeps_the_first_finished(tmp_path: Path) -> None:
     assert kept.fingerprint == ds.fingerprint
     assert ds.tokenizer_path.stat().st_mtime_ns == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_cli_hostile_text_input_gives_one_line(tmp_path: Path, runner) -> None:
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    sparse = tmp_path / "sparse.txt"
+    with sparse.open("wb") as f:
+        f.truncate(3 << 30)  # 3 GB of NUL bytes without using disk
+    link = tmp_path / "out_link"
+    link.symlink_to(tmp_path / "missing")
+    text = tmp_path / "a.txt"
+    text.write_text("one paragraph\n\nanother one\n")
+    cases = [
+        (["--from-text", str(fifo)], "fifo.txt: not a regular file"),
+        (["--from-text", str(sparse)], "sparse.txt: binary data (NUL byte at offset 0)"),
+        (["--from-text", str(text), "--out", str(link)], "out_link: is a broken symbolic link"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(main, ["data", "--no-progress", *args])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+        assert "Traceback" not in result.output

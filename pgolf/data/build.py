@@ -328,6 +328,8 @@ def _build_atomic(out: Path, force: bool, build: Callable[[Path], dict[str, Any]
 
 def _check_out(out: Path, input_sha256: str, force: bool) -> Dataset | None:
     """The existing dataset at `out` if it is complete and built from the same input."""
+    if out.is_symlink() and not out.exists():
+        raise InputError(f"{out}: is a broken symbolic link; choose another --out")
     if not out.exists():
         return None
     if not out.is_dir():

@@ -195,7 +195,13 @@ def _split_paragraphs(text: str) -> list[str]:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_bytes().decode("utf-8")
+        with path.open("rb") as f:
+            # A NUL byte means binary data (or a sparse file): refuse it before reading it all.
+            head = f.read(1 << 16)
+            data = head + f.read() if b"\0" not in head else head
+        if b"\0" in data:
+            raise InputError(f"{path}: binary data (NUL byte at offset {data.index(0)}), not text")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     except OSError as e:
@@ -226,6 +232,8 @@ def text_documents(paths: list[Path]) -> tuple[list[Document], str]:
             files.extend(found)
         elif p.is_file():
             files.append(p)
+        elif p.exists():
+            raise InputError(f"{p}: not a regular file (a FIFO, socket or device)")
         else:
             raise InputError(f"{p}: no such file or directory")
     files = sorted(set(files), key=lambda f: f.as_posix())
