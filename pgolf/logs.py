@@ -576,6 +576,9 @@ def parse_log_text(text: str, path: Path | str | None = None) -> RunLog:
 def parse_log(path: Path | str) -> RunLog:
     """Parse a log file in bounded memory; raises `InputError` only if it cannot be read."""
     file_path = Path(path)
+    if file_path.exists() and not file_path.is_file() and not file_path.is_dir():
+        # Opening a FIFO would block until a writer appears; a device may never end.
+        raise InputError(f"{file_path}: cannot read log (not a regular file)")
     try:
         with file_path.open("rb") as raw:
             return _parse_lines(_iter_binary_lines(raw), file_path)

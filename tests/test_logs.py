@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -339,3 +340,19 @@ def test_sizes_inline_on_the_metric_line() -> None:
     )
     assert (log.bytes_total, log.bytes_model, log.bytes_code) == (11189842, 11125178, 64664)
     assert log.val_bpb == pytest.approx(1.2271)
+
+
+def test_a_fifo_log_raises_input_error_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "train_seed1.log"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match=r"train_seed1\.log: cannot read log \(not a regular"):
+        parse_log(fifo)
+
+
+def test_sparse_huge_log_is_parsed_without_error(tmp_path: Path) -> None:
+    path = tmp_path / "train_seed3.log"
+    path.write_text("seed:3\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.25\n")
+    with path.open("r+b") as f:
+        f.truncate(300 << 20)  # 300 MB of NUL bytes after the metric, no disk used
+    log = parse_log(path)
+    assert log.seed == 3 and log.val_bpb == 1.25

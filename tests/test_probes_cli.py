@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -59,14 +60,35 @@ def test_env_option_reaches_the_script(runner: CliRunner, tmp_path: Path) -> Non
         "    raise RuntimeError('PPM_ENABLED=' + os.environ.get('PPM_ENABLED', 'unset'))\n"
     )
     result = runner.invoke(main, ["probe", str(script), "--env", "PPM_ENABLED=1"])
-    assert result.exit_code == 0
-    assert "PPM_ENABLED=1" in result.output
+    assert result.exit_code == 1  # the scorer raised: nothing was measured
+    assert "PPM_ENABLED=1" in result.output and "probe verdict: error" in result.output
 
 
-def test_folder_without_train_gpt_is_skipped(runner: CliRunner, tmp_path: Path) -> None:
+def test_folder_without_train_gpt_exits_2(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["probe", str(tmp_path)])
-    assert result.exit_code == 0
+    assert result.exit_code == 2
     assert "no train_gpt.py to probe" in result.output
+
+
+@pytest.mark.parametrize("fixture", ["syntax_error.py", "import_error.py"])
+def test_a_script_that_cannot_run_exits_1(runner: CliRunner, fixture: str) -> None:
+    result = runner.invoke(main, ["probe", str(FIXTURES / fixture), "--timeout", "60"])
+    assert result.exit_code == 1, result.output
+    assert "probe verdict: error" in result.output and "Traceback" not in result.output
+
+
+def test_a_script_without_the_hook_is_skipped_with_exit_0(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["probe", str(FIXTURES / "no_hook.py")])
+    assert result.exit_code == 0
+    assert "probe verdict: skipped" in result.output
+
+
+def test_a_fifo_is_refused_without_blocking(runner: CliRunner, tmp_path: Path) -> None:
+    fifo = tmp_path / "train_gpt.py"
+    os.mkfifo(fifo)
+    result = runner.invoke(main, ["probe", str(fifo)])
+    assert result.exit_code == 2
+    assert "train_gpt.py: not a regular file or folder" in result.output
 
 
 def test_record_folder_is_probed_through_its_train_gpt(runner: CliRunner, tmp_path: Path) -> None:

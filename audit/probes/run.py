@@ -160,6 +160,9 @@ def run_probes(
     target = Path(target)
     if not target.exists():
         raise InputError(f"{target}: no such file or folder")
+    if not target.is_dir() and not target.is_file():
+        # Reading a FIFO or a device would block or never end.
+        raise InputError(f"{target}: not a regular file or folder (a FIFO, socket or device)")
     if slice_len < 16:
         raise InputError(f"slice length {slice_len} is too short (at least 16 tokens)")
     notes: list[str] = []

@@ -171,12 +171,15 @@ def command(
     pgolf_scorer() hook (docs/scorer-protocol.md) and measures it on a short validation
     slice: earlier scores under later changes (C1), the probability mass over the whole
     alphabet at sampled positions (C2), and scores with adaptation switched off (C3).
-    Exits 1 when a probe measures a violation.
+    Exits 1 when a probe measures a violation or the probes could not run (a crash, a
+    timeout, a syntax error), 2 for unusable input (no script, a FIFO, bad options).
 
     Example: pgolf probe pgolf/train_gpt.py --env PPM_ENABLED=1 --format json
     """
     if not script.exists():
         raise InputError(f"{script}: no such file or folder")
+    if script.is_dir() and not (script / "train_gpt.py").is_file():
+        raise InputError(f"{script}: no train_gpt.py to probe in this folder")
     if artifact is not None and not artifact.is_file():
         raise InputError(f"{artifact}: no such artifact file")
     env = _parse_env(env_pairs)
@@ -213,4 +216,7 @@ def command(
         _render_text(Console(soft_wrap=False, width=140), report, script)
     threshold = Severity(fail_on).rank
     if any(f.severity.rank >= threshold for f in report.findings):
+        raise SystemExit(1)
+    if report.status == "error":
+        # Nothing could be measured (crash, timeout, syntax error): never a silent pass.
         raise SystemExit(1)
