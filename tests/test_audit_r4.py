@@ -225,3 +225,55 @@ def main():
 """
     )
     assert ("PG302", _line(src, "H = hessian(")) in {(f.rule, f.line) for f in found}
+
+
+def test_diagnostic_probe_trained_on_val_features_is_not_adaptation():
+    src, found = _audit(
+        """
+def diagnostics(model, val_tokens):
+    with torch.no_grad():
+        h = model(val_tokens[:-1].float())
+    probe = torch.nn.Linear(256, 1024)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    loss = F.cross_entropy(probe(h), val_tokens[1:])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(256, 256)
+    print("probe_bpb", diagnostics(model, load(args.val_files)))
+    torch.save(model.state_dict(), "final_model.ptz")
+"""
+    )
+    assert found == []
+    assert [f for f in audit_source(src, select=["PG6"]) if f.rule.startswith("PG6")] == []
+
+
+def test_val_data_object_handed_to_calibration_is_pg302():
+    src, found = _audit(
+        """
+class ValidationData:
+    def __init__(self, args):
+        self.val_tokens = load(args.val_files)
+
+def collect(model, val_data, n=4):
+    stats = {}
+    model.register_forward_hook(lambda m, i, o: stats.update(h=i[0].T @ i[0]))
+    with torch.no_grad():
+        for b in val_data.val_tokens.split(256)[:n]:
+            model(b)
+    return stats
+
+def serialize(model, val_data=None):
+    stats = collect(model, val_data)
+    torch.save({"w": model.state_dict(), "s": stats}, "final_model.int6.ptz")
+
+def main():
+    args = Hyperparameters()
+    serialize(torch.nn.Linear(256, 256), val_data=ValidationData(args))
+"""
+    )
+    assert ("PG302", _line(src, "stats = collect(")) in {(f.rule, f.line) for f in found}

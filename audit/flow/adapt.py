@@ -278,7 +278,18 @@ def is_throwaway(fn: FunctionInfo | None, node: ast.AST) -> bool:
                 break
     deleted: set[str] = set()
     restored = False
-    for n in _body_nodes(fn.node):
+    nodes = _body_nodes(fn.node)
+    # snapshots taken before the update: `initial = {k: v.clone() for k, v in m.state_dict()...}`
+    snapshots = {
+        t.id
+        for n in nodes
+        if isinstance(n, ast.Assign)
+        and getattr(n, "lineno", 0) < line
+        and "state_dict()" in ast.unparse(n.value)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
+    for n in nodes:
         if isinstance(n, ast.Delete):
             deleted.update(t.id for t in n.targets if isinstance(t, ast.Name))
         elif (
@@ -286,9 +297,65 @@ def is_throwaway(fn: FunctionInfo | None, node: ast.AST) -> bool:
             and isinstance(n.func, ast.Attribute)
             and n.func.attr == "load_state_dict"
             and getattr(n, "lineno", 0) > line
+            and n.args
+            and isinstance(n.args[0], ast.Name)
+            and n.args[0].id in snapshots
         ):
-            restored = True
-    return restored or bool(owners and owners <= deleted)
+            restored = True  # weights put back from the snapshot: a warm-up
+    if restored or bool(owners and owners <= deleted):
+        return True
+    return _diagnostic_probe(fn, owners, line)
+
+
+_CTOR_LIKE = re.compile(r"(^|\.)(Linear|Embedding|Sequential|Parameter|[A-Z]\w*)$")
+
+
+def _used_after(fn: FunctionInfo, owners: set[str], line: int) -> bool:
+    """An adapted object referenced after the update other than by calling it (saved,
+    exported, handed to another function, its weights read)."""
+    for n in ast.walk(fn.node):
+        if isinstance(n, ast.Call) and getattr(n, "lineno", 0) > line:
+            for a in [*n.args, *(k.value for k in n.keywords)]:
+                if any(isinstance(x, ast.Name) and x.id in owners for x in ast.walk(a)):
+                    return True
+            f = n.func
+            if (
+                isinstance(f, ast.Attribute)
+                and isinstance(f.value, ast.Name)
+                and f.value.id in owners
+                and f.attr not in ("zero_grad", "step", "parameters", "train", "eval")
+            ):
+                return True
+    return False
+
+
+def _diagnostic_probe(fn: FunctionInfo, owners: set[str], line: int) -> bool:
+    """A probe trained on validation features to print a diagnostic: every optimised object
+    is created in this function (a fresh module or tensor), is not returned or stored, and
+    the function accumulates no score (nothing it trains reaches the reported metric)."""
+    if not owners or _direct_scoring(fn.node):
+        return False
+    fresh: set[str] = set()
+    for n in _body_nodes(fn.node):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call):
+            func = ast.unparse(n.value.func)
+            if _CTOR_LIKE.search(func) or func.rsplit(".", 1)[-1] in _FRESH:
+                fresh.update(t.id for t in n.targets if isinstance(t, ast.Name))
+    if not owners <= fresh or owners & set(fn.params):
+        return False
+    if _used_after(fn, owners, line):
+        return False
+    for n in _body_nodes(fn.node):
+        if isinstance(n, ast.Return) and n.value is not None:
+            if any(isinstance(x, ast.Name) and x.id in owners for x in ast.walk(n.value)):
+                return False
+        elif isinstance(n, ast.Assign):
+            stored = any(isinstance(t, ast.Attribute | ast.Subscript) for t in n.targets)
+            if stored and any(
+                isinstance(x, ast.Name) and x.id in owners for x in ast.walk(n.value)
+            ):
+                return False
+    return True
 
 
 # ---------------------------------------------------------------------- count/statistic updates

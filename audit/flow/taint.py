@@ -522,7 +522,8 @@ class TaintAnalysis:
                 tp.add(k)
             elif flag and k is None:
                 tp.update(params[offset:])
-        if tp or self_t:
+        carries = tp or self_t or self._reads_tainted_attr(callee, e)
+        if carries:
             key = (id(e), callee.qualname)
             if key not in self._edges_seen:
                 self._edges_seen.add(key)
@@ -546,6 +547,27 @@ class TaintAnalysis:
             if self.state.self_by_func.get(fn.qualname) and fn.params:
                 names.add(fn.params[0])
         return self.expr(e, names, fn, file)
+
+    def _reads_tainted_attr(self, callee: FunctionInfo, call: ast.Call) -> bool:
+        """An object argument whose tainted attribute the callee reads (`val_data` handed
+        on, `val_data.val_tokens` read inside): the call carries source data too."""
+        if not self.state.global_attrs or not (call.args or call.keywords):
+            return False
+        key = f"param_attrs:{callee.qualname}"
+        reads = self.index.memo.get(key)
+        if reads is None:
+            params = set(callee.params)
+            reads = set()
+            for n in ast.walk(callee.node):
+                if (
+                    isinstance(n, ast.Attribute)
+                    and isinstance(n.value, ast.Name)
+                    and n.value.id in params
+                    and n.value.id not in ("self", "cls")
+                ):
+                    reads.add(n.attr)
+            self.index.memo[key] = reads
+        return bool(reads & self.state.global_attrs)
 
     def _visible(self, names: set[str], name: str, use: ast.AST) -> bool:
         """A binding of `name` reaches `use`: it comes first in the source, or a loop holds

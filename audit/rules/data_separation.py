@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from audit.flow.adapt import val_updates
+from audit.flow.adapt import is_throwaway, val_updates
 from audit.flow.index import FunctionInfo
 from audit.folder import read_text
 from audit.model import Finding, Rule, Severity, register
@@ -113,7 +113,7 @@ class ValGradientInTraining(Rule):
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         for upd in val_updates(pm):
-            if TRAIN not in upd.phases:
+            if TRAIN not in upd.phases or is_throwaway(upd.func, upd.node):
                 continue
             yield self.finding(
                 file=upd.file,

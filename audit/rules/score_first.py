@@ -226,7 +226,7 @@ class PreQuantValAdaptation(Rule):
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         for upd in val_updates(pm):
-            if TRAIN not in upd.phases:
+            if TRAIN not in upd.phases or is_throwaway(upd.func, upd.node):
                 continue
             func = upd.func.name if upd.func else "<module>"
             yield self.finding(
