@@ -349,6 +349,14 @@ def _prepare_folder(config: RunConfig, data: DataInfo) -> RunState:
                 f"{script_copy}: cannot copy the script ({exc.strerror or exc})"
             ) from exc
     for seed in config.seeds:
+        seed_dir = out / f"seed{seed}"
+        if (seed_dir.exists() or seed_dir.is_symlink()) and (
+            seed_dir.is_symlink() or not seed_dir.is_dir()
+        ):
+            raise InputError(
+                f"{seed_dir}: exists and is not a directory; pgolf run needs it as seed "
+                f"{seed}'s working dir (move it away or use a new --out)"
+            )
         state.record(seed)
     save_state(out, state)
     return state

@@ -348,3 +348,20 @@ def test_never_overwrites_a_foreign_train_gpt(
     assert result.exit_code == 2
     assert "never overwrites" in result.output
     assert (out / "train_gpt.py").read_text() == "# someone else's script\n"
+
+
+@pytest.mark.parametrize("kind", ["file", "broken-link"])
+def test_a_seed_dir_that_is_not_a_directory_is_a_usage_error(
+    runner: CliRunner, data_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    if kind == "file":
+        (out / "seed2").write_text("notes\n")
+    else:
+        (out / "seed2").symlink_to(tmp_path / "missing")
+    result = invoke(runner, data_dir, out, "--seeds", "1", "2")
+    assert result.exit_code == 2, result.output
+    assert "seed2: exists and is not a directory" in result.output
+    assert "Traceback" not in result.output
+    assert not (out / "train_seed1.log").exists()  # refused before any seed ran
