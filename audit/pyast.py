@@ -256,9 +256,74 @@ class Program:
             return []
         cands = self.by_name.get(name, [])
         if isinstance(call.func, ast.Name):
-            return cands
+            return cands or self.param_callees(call)
         # obj.meth(...): only when few candidates, to avoid library-method noise
         return cands if 0 < len(cands) <= 3 else []
+
+    def enclosing(self, node: ast.AST) -> Func | None:
+        cur = self.parent.get(id(node))
+        while cur is not None:
+            if isinstance(cur, ast.FunctionDef | ast.AsyncFunctionDef):
+                return self.func_of_node.get(id(cur))
+            cur = self.parent.get(id(cur))
+        return None
+
+    def param_callees(self, call: ast.Call) -> list[Func]:
+        """`fn(x, y)` where `fn` is a parameter: the submission functions bound to it at the
+        call sites of the enclosing function (`run(model.forward_ttt)`, `torch.compile(f)`)."""
+        memo = self.__dict__.setdefault("_param_callees", {})
+        hit = memo.get(id(call))
+        if hit is not None:
+            return hit
+        memo[id(call)] = []  # recursion guard
+        out: list[Func] = []
+        f = self.enclosing(call)
+        name = call.func.id if isinstance(call.func, ast.Name) else None
+        if f is not None and name in f.params:
+            pos = f.params.index(name)
+            if f.params[:1] in (["self"], ["cls"]):
+                pos -= 1
+            for caller in self.callers.get(f.name, ()):
+                for n in walk_no_defs(caller.node):
+                    if not isinstance(n, ast.Call) or call_name(n) != f.name:
+                        continue
+                    bound = [k.value for k in n.keywords if k.arg == name]
+                    if not bound and 0 <= pos < len(n.args):
+                        bound = [n.args[pos]]
+                    for b in bound:
+                        out += self._function_value(b)
+        memo[id(call)] = out
+        return out
+
+    def _function_value(self, node: ast.AST) -> list[Func]:
+        """Functions a value names: `f`, `obj.meth`, through `torch.compile(...)`/`partial(...)`."""
+        while isinstance(node, ast.Call) and node.args and call_name(node) in _FN_WRAPPERS:
+            node = node.args[0]
+        if isinstance(node, ast.Name):
+            return list(self.by_name.get(node.id, []))
+        if isinstance(node, ast.Attribute):
+            cands = self.by_name.get(node.attr, [])
+            return list(cands) if 0 < len(cands) <= 3 else []
+        return []
+
+    def indirect_callers(self, f: Func) -> list[Func]:
+        """Functions that call `f` through a function-valued parameter."""
+        rev = self.__dict__.get("_indirect")
+        if rev is None:
+            rev = {}
+            for g in self.funcs:
+                pset = set(g.params)
+                for n in walk_no_defs(g.node):
+                    if (
+                        isinstance(n, ast.Call)
+                        and isinstance(n.func, ast.Name)
+                        and n.func.id in pset
+                        and not self.by_name.get(n.func.id)
+                    ):
+                        for c in self.param_callees(n):
+                            rev.setdefault(c.qualname, []).append(g)
+            self.__dict__["_indirect"] = rev
+        return rev.get(f.qualname, [])
 
     def function_at(self, file: str, line: int) -> Func | None:
         best: Func | None = None
@@ -270,6 +335,9 @@ class Program:
             if inside and (best is None or n.lineno >= best.node.lineno):  # type: ignore[attr-defined]
                 best = f
         return best
+
+
+_FN_WRAPPERS = frozenset({"compile", "partial", "jit", "script", "checkpoint", "wraps"})
 
 
 def local_flow(f: Func, start: set[str], limit: int = 8) -> set[str]:
@@ -495,6 +563,8 @@ class Taint:
                     self.returns.add(f.qualname)
                     for caller in self.program.callers.get(f.name, ()):
                         self._wake(caller)
+                    for caller in self.program.indirect_callers(f):
+                        self._wake(caller)
                     changed = True
                 if written and self._mark(f, written):
                     local_change = True
@@ -536,9 +606,12 @@ class Taint:
             return
         for callee in callees:
             params = list(callee.params)
+            # a bound method handed over as a value (`fn = model.forward`) is called without self
+            indirect = isinstance(call.func, ast.Name) and callee.name != call.func.id
             offset = (
                 1
-                if params[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute)
+                if params[:1] in (["self"], ["cls"])
+                and (isinstance(call.func, ast.Attribute) or indirect)
                 else 0
             )
             new = [params[i + offset] for i in tainted_pos if i + offset < len(params)]

@@ -71,3 +71,13 @@ def test_unparseable_main_script_is_an_error(tmp_path: Path) -> None:
     sev = {f.file: f.severity.value for f in report.findings if f.rule == "PG103"}
     assert sev == {"train_gpt.py": "error", "helper.py": "warning"}
     assert report.verdict != "pass"
+
+
+def _audit_fixture(name: str, config: dict[str, str] | None = None):
+    return audit_source((REFINE / name).read_text(), config=config)
+
+
+def test_target_logprob_through_callable_parameter() -> None:
+    """The per-token loss comes from a bound model method passed in as an argument."""
+    findings = _audit_fixture("c2_callable_param.py")
+    assert (16, "PG503") in _errors(findings, "PG5")
