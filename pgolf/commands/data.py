@@ -36,6 +36,7 @@ from pgolf.errors import InputError, PgolfError
     "from_text",
     type=click.Path(path_type=Path),
     multiple=True,
+    show_default="the embedded corpus",
     help="Build from your own UTF-8 text instead of the embedded corpus. One FILE: its "
     "blank-line-separated paragraphs are the documents. Several FILES or a DIR (searched "
     "recursively for .txt/.md/.rst/.text files): each file is one document. Extra paths "
@@ -53,6 +54,7 @@ from pgolf.errors import InputError, PgolfError
     "check",
     type=click.Path(path_type=Path),
     default=None,
+    show_default="build instead",
     help="Validate the shards in DIR (pgolf-built or upstream FineWeb layout) instead of "
     "building; exit 1 if problems are found, 2 if the shards cannot be read.",
 )
@@ -85,11 +87,17 @@ from pgolf.errors import InputError, PgolfError
     show_default=True,
     help="With --from-text: tokens per shard file.",
 )
-@click.option("--force", is_flag=True, help="Rebuild even if the dataset is already built.")
+@click.option(
+    "--force",
+    is_flag=True,
+    show_default=True,
+    help="Rebuild even if the dataset is already built.",
+)
 @click.option(
     "--json",
     "as_json",
     is_flag=True,
+    show_default=True,
     help="With --check: print the report as JSON instead of tables.",
 )
 @click.option(

@@ -90,15 +90,16 @@ def _render_text(console: Console, report: ProbeReport, target: Path) -> None:
     "--artifact",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Artifact passed to pgolf_scorer (default: a *.ptz in the folder, else a fresh model).",
+    show_default="a *.ptz in the folder, else a fresh model",
+    help="Artifact passed to pgolf_scorer.",
 )
 @click.option(
     "--data",
     "data_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Shard directory whose fineweb_val_*.bin gives the probe slice "
-    "(default: the embedded default dataset, else pseudo-random tokens).",
+    show_default="the embedded default dataset, else pseudo-random tokens",
+    help="Shard directory whose fineweb_val_*.bin gives the probe slice.",
 )
 @click.option(
     "--positions",
@@ -134,6 +135,7 @@ def _render_text(console: Console, report: ProbeReport, target: Path) -> None:
     "env_pairs",
     multiple=True,
     metavar="KEY=VALUE",
+    show_default="none; for a folder, its logged hyperparameters",
     help="Environment variable for the script (repeatable), e.g. --env PPM_ENABLED=1. "
     "For a folder the default is the logged hyperparameter dump.",
 )
