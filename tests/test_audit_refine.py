@@ -81,3 +81,9 @@ def test_target_logprob_through_callable_parameter() -> None:
     """The per-token loss comes from a bound model method passed in as an argument."""
     findings = _audit_fixture("c2_callable_param.py")
     assert (16, "PG503") in _errors(findings, "PG5")
+
+
+def test_byte_count_taken_at_the_call_site() -> None:
+    """`helper(p, len(tok_bytes))` of the realized token: the callee's `p ** (1 / L)` spreads."""
+    findings = _audit_fixture("c2_len_at_call_site.py")
+    assert (14, "PG503") in _errors(findings, "PG5")

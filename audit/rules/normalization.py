@@ -315,16 +315,51 @@ def _spread_seed(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
 
 
 def _target_sized(den: ast.AST, model: ScoringModel, f: Func) -> bool:
-    """A length derived from the realized token (its byte count), directly or via len()."""
+    """A length derived from the realized token (its byte count), directly or via len(),
+    also when the len() is taken at a call site and passed in as a parameter."""
     if model.target.is_tainted(den, f):
         return True
-    return any(
+    if any(_len_of_target(n, model, f) for n in ast.walk(den)):
+        return True
+    sized = _sized_params(model, f)
+    return bool(sized) and mentions([den], local_flow(f, sized))
+
+
+def _len_of_target(n: ast.AST, model: ScoringModel, f: Func) -> bool:
+    return (
         isinstance(n, ast.Call)
         and call_name(n) == "len"
-        and n.args
+        and bool(n.args)
         and model.target.is_tainted(n.args[0], f)
-        for n in ast.walk(den)
     )
+
+
+def _sized_params(model: ScoringModel, f: Func) -> set[str]:
+    """Parameters of `f` bound at some call site to the length of a realized-token value
+    (`helper(p, len(tok_bytes))` with `tok_bytes = piece_bytes[target]`)."""
+    memo = model.__dict__.setdefault("_sized_params", {})
+    hit = memo.get(id(f.node))
+    if hit is not None:
+        return hit
+    out: set[str] = set()
+    params = list(f.params)
+    offset = 1 if params[:1] in (["self"], ["cls"]) else 0
+    for caller in model.program.callers.get(f.name, ()):
+        for call in walk_no_defs(caller.node):
+            if not isinstance(call, ast.Call) or call_name(call) != f.name:
+                continue
+            for i, a in enumerate(call.args):
+                if i + offset < len(params) and any(
+                    _len_of_target(n, model, caller) for n in ast.walk(a)
+                ):
+                    out.add(params[i + offset])
+            for k in call.keywords:
+                if k.arg in params and any(
+                    _len_of_target(n, model, caller) for n in ast.walk(k.value)
+                ):
+                    out.add(k.arg)
+    memo[id(f.node)] = out
+    return out
 
 
 def _statement_of(f: Func, node: ast.AST) -> ast.stmt | None:
