@@ -168,3 +168,45 @@ spread(None, None, None, None)
 """
     got = {(f.line, f.rule) for f in audit_source(src) if f.rule.startswith("PG5")}
     assert got == {(9, "PG503"), (10, "PG503")}
+
+
+def test_best_of_runs_collected_in_a_loop_fails_c4() -> None:
+    src = """
+import torch.nn.functional as F
+
+
+def eval_at(model, tokens, temp):
+    x, y = tokens[:-1], tokens[1:]
+    return F.cross_entropy(model(x[None])[0] / temp, y).item()
+
+
+def pick(model, tokens):
+    results = []
+    for temp in (0.9, 1.0, 1.1):
+        results.append(eval_at(model, tokens, temp))
+    return min(results)
+
+
+pick(None, None)
+"""
+    got = {(f.line, f.rule) for f in audit_source(src) if f.rule.startswith("PG7")}
+    assert got == {(14, "PG701")}
+
+
+def test_torch_bitwise_xor_key_is_target_keyed() -> None:
+    src = """
+import torch
+import torch.nn.functional as F
+
+
+def score(logits, y, ctx_hash, table, mask):
+    nll = F.cross_entropy(logits, y, reduction="none")
+    key = torch.bitwise_xor(ctx_hash, y * 1000003) & mask
+    p = table[key]
+    return -torch.log(0.5 * torch.exp(-nll) + 0.5 * p).sum()
+
+
+score(None, None, None, None, 7)
+"""
+    got = {(f.line, f.rule) for f in audit_source(src) if f.rule.startswith("PG5")}
+    assert got == {(9, "PG501")}

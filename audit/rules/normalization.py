@@ -68,6 +68,8 @@ def _over_candidates(node: ast.AST) -> bool:
 
 def _hash_combine(expr: ast.AST, target: Taint, f: Func, tables: frozenset[str]) -> bool:
     """A hash step (XOR, or multiply by a prime) over the realized target, not over every candidate."""
+    if isinstance(expr, ast.Call) and call_name(expr) == "bitwise_xor" and len(expr.args) == 2:
+        return not _over_candidates(expr) and any(target.is_tainted(a, f) for a in expr.args)
     if isinstance(expr, ast.Call) and call_name(expr) in _HASH_CALLS:
         return any(target.is_tainted(a, f) for a in expr.args) and not _over_candidates(expr)
     if not isinstance(expr, ast.BinOp):

@@ -124,17 +124,36 @@ def _best_of(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
             and call_name(n) in {"min", "max"}
             and isinstance(n.func, ast.Name)
         ):
-            args = (
-                n.args[0].elts
-                if len(n.args) == 1 and isinstance(n.args[0], ast.List | ast.Tuple)
-                else n.args
-            )
+            one = n.args[0] if len(n.args) == 1 else None
+            args = one.elts if isinstance(one, ast.List | ast.Tuple) else n.args
             if (
                 len(args) >= 2
                 and all(model.tlp.is_tainted(a, f) for a in args)
                 and _is_reported(n, f)
             ):
                 yield n, "the minimum of several scores is reported"  # type: ignore[misc]
+            elif (
+                isinstance(one, ast.Name)
+                and not n.keywords
+                and model.tlp.is_tainted(one, f)
+                and _filled_in_loop(f, one.id)
+                and _is_reported(n, f)
+            ):
+                yield n, "the best of scores collected in a loop is reported"  # type: ignore[misc]
+
+
+def _filled_in_loop(f: Func, name: str) -> bool:
+    for lp in _loops(f):
+        for sub in ast.walk(lp):
+            if (
+                isinstance(sub, ast.Call)
+                and isinstance(sub.func, ast.Attribute)
+                and sub.func.attr == "append"
+                and isinstance(sub.func.value, ast.Name)
+                and sub.func.value.id == name
+            ):
+                return True
+    return False
 
 
 def _inside_loop(f: Func, node: ast.AST) -> bool:
