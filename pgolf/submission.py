@@ -107,7 +107,8 @@ def validate(data: object) -> list[str]:
     return problems
 
 
-def _number(value: object) -> float | None:
+def as_number(value: object) -> float | None:
+    """A JSON value as a float: numbers and numeric strings ("1,234"), else None (bools too)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -125,7 +126,7 @@ def _coerce(key: str, value: object, problems: list[str], where: str) -> object:
     if key in _INT_FIELDS or key in {"val_bpb", "val_loss", "val_bpb_std"} or key in _SEED_FIELDS:
         if value is None:
             return None
-        number = _number(value)
+        number = as_number(value)
         if number is None:
             problems.append(f"{where}{key}: {value!r} is not a number")
             return value
@@ -146,7 +147,7 @@ def _seed_entry(raw: object, problems: list[str], where: str) -> dict[str, Any]:
         return entry
     for key, value in raw.items():
         if key in _MS_FIELDS:
-            number = _number(value)
+            number = as_number(value)
             if number is not None:
                 entry.setdefault(_MS_FIELDS[key], number / 1000.0)
             continue

@@ -85,8 +85,8 @@ def test_find_artifact(tmp_path: Path) -> None:
     assert find_artifact(tmp_path) == tmp_path / "final_model.int6.ptz"
 
 
-def test_run_state_round_trip_and_bad_file(tmp_path: Path) -> None:
-    state = RunState(
+def _state() -> RunState:
+    return RunState(
         command=["pgolf", "run"],
         trainer_command=["python", "train_gpt.py"],
         env={"A": "1"},
@@ -102,6 +102,10 @@ def test_run_state_round_trip_and_bad_file(tmp_path: Path) -> None:
         timeout_s=1500.0,
         seeds={"42": SeedRecord(seed=42, status="ok", val_bpb=1.0)},
     )
+
+
+def test_run_state_round_trip_and_bad_file(tmp_path: Path) -> None:
+    state = _state()
     save_state(tmp_path, state)
     loaded = load_state(tmp_path)
     assert loaded is not None
@@ -122,22 +126,7 @@ def test_hardware_summary() -> None:
 
 
 def _saved_state(folder: Path) -> dict:
-    state = RunState(
-        command=["pgolf", "run"],
-        trainer_command=["python", "train_gpt.py"],
-        env={"A": "1"},
-        script="train_gpt.py",
-        script_source="/x/train_gpt.py",
-        script_sha256="0" * 64,
-        data={"fingerprint": "f"},
-        torch_version="2.13.0",
-        python_version="3.11",
-        hardware={"gpus": []},
-        caps={"bytes_total": 16_000_000},
-        nproc=1,
-        timeout_s=1500.0,
-        seeds={"42": SeedRecord(seed=42, status="ok", val_bpb=1.0)},
-    )
+    state = _state()
     save_state(folder, state)
     return json.loads((folder / "run.json").read_text())
 

@@ -16,20 +16,9 @@ from audit.probes import ProbeReport, run_probes
 from audit.probes.c2 import DEFAULT_CONTEXT, DEFAULT_POSITIONS
 from audit.probes.run import DEFAULT_SLICE
 from pgolf.errors import InputError
+from pgolf.runner import parse_env
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "error": "yellow", "skipped": "dim"}
-
-
-def _parse_env(pairs: tuple[str, ...]) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"--env {pair!r}: expected KEY=VALUE")
-        env[key] = value
-    return env
 
 
 def _measured_summary(measured: dict[str, Any]) -> str:
@@ -184,7 +173,7 @@ def command(
         raise InputError(f"{script}: no train_gpt.py to probe in this folder")
     if artifact is not None and not artifact.is_file():
         raise InputError(f"{artifact}: no such artifact file")
-    env = _parse_env(env_pairs)
+    env = parse_env(env_pairs) if env_pairs else None
     err = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
