@@ -84,6 +84,9 @@ class AuditContext:
     scan_problems: list[tuple[str, str]] = field(default_factory=list)
     self_audits: list[SelfAudit] = field(default_factory=list)
     readme_config: dict[str, str] = field(default_factory=dict)
+    # where each effective-config key came from: logs, README command, README settings,
+    # config.json, or the caller (fixtures)
+    config_origin: dict[str, str] = field(default_factory=dict)
     log_problems: list[tuple[str, str]] = field(default_factory=list)
 
     def relpath(self, path: Any) -> str:
@@ -202,14 +205,27 @@ def build_context(folder: Path, *, config: Mapping[str, str] | None = None) -> A
     _load_submission(ctx)
     _load_readme(ctx)
     _load_self_audits(ctx)
-    merged: dict[str, str] = dict(ctx.readme_config)
+    # lowest priority first: settings listed in config.json / README bullets, then the
+    # README run command, then the logged hyperparameter dump, then the caller
+    merged: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for where, values in (
+        ("config.json", _folder_config_json(ctx)),
+        ("README settings", readme_settings(ctx.readme or "")),
+        ("README command", ctx.readme_config),
+    ):
+        merged.update(values)
+        origin.update(dict.fromkeys(values, where))
     for log in ctx.runs() or ctx.logs:
         for key, value in (getattr(log, "hyperparams", None) or {}).items():
             merged[str(key).upper()] = str(value)
+            origin[str(key).upper()] = f"log {ctx.relpath(log.path)}"
         break
     if config:
         merged.update({k.upper(): str(v) for k, v in config.items()})
+        origin.update(dict.fromkeys((k.upper() for k in config), "given"))
     ctx.config = merged
+    ctx.config_origin = origin
     ctx.cache["track"] = _infer_track(ctx)
     return ctx
 
@@ -428,6 +444,50 @@ def readme_env(text: str) -> dict[str, str]:
                 if key.isupper():
                     out[key] = value
     return out
+
+
+# a list item that is only `KEY=VALUE` in inline code (optionally with a short note after it)
+_SETTING_ITEM = re.compile(r"^\s*[-*+]\s+`([A-Z][A-Z0-9_]*)=([^`\s]*)`\s*(?:$|[-:(\u2014#])")
+_CONFIG_JSON = ("config.json", "hyperparameters.json", "hparams.json")
+
+
+def readme_settings(text: str) -> dict[str, str]:
+    """Settings listed as README bullets: `` - `PPM_ENABLED=1` ``."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _SETTING_ITEM.match(line)
+        if m:
+            out[m.group(1)] = m.group(2).strip("'\"")
+    return out
+
+
+def _folder_config_json(ctx: AuditContext) -> dict[str, str]:
+    """Upper-case scalar keys of a top-level config.json (env-style run configuration)."""
+    for name in _CONFIG_JSON:
+        f = ctx.files.get(name)
+        if f is None or f.binary or f.size > 1 << 20:
+            continue
+        try:
+            data = json.loads(read_text(f, 1 << 20)[0])
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        nested = [
+            v
+            for k, v in data.items()
+            if k.lower() in ("env", "environment") and isinstance(v, dict)
+        ]
+        out: dict[str, str] = {}
+        for d in [data, *nested]:
+            for k, v in d.items():
+                if isinstance(k, str) and re.fullmatch(r"[A-Z][A-Z0-9_]*", k):
+                    if isinstance(v, bool):
+                        out[k] = "1" if v else "0"
+                    elif isinstance(v, int | float | str):
+                        out[k] = str(v)
+        return out
+    return {}
 
 
 def _load_self_audits(ctx: AuditContext) -> None:

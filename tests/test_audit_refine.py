@@ -87,3 +87,22 @@ def test_byte_count_taken_at_the_call_site() -> None:
     """`helper(p, len(tok_bytes))` of the realized token: the callee's `p ** (1 / L)` spreads."""
     findings = _audit_fixture("c2_len_at_call_site.py")
     assert (14, "PG503") in _errors(findings, "PG5")
+
+
+def test_switch_listed_in_readme_bullets_and_config_json(tmp_path: Path) -> None:
+    """Effective configuration from README setting bullets and config.json, with its origin."""
+    import shutil
+
+    from audit.context import build_context
+
+    folder = shutil.copytree(REFINE / "ppm_switch_in_readme", tmp_path / "rec")
+    ctx = build_context(folder)
+    assert ctx.config["PPM_ENABLED"] == "1"
+    assert ctx.config_origin["PPM_ENABLED"] == "README settings"
+    assert "TTT_ENABLED" not in ctx.config  # prose mention, not a setting
+    assert ctx.config["EMA_ENABLED"] == "1" and ctx.config["SLOT_STEPS"] == "24"
+    assert ctx.config_origin["SLOT_STEPS"] == "config.json"
+    assert (14, "PG503") in _errors(audit_folder(folder).findings, "PG5")
+    # the same folder without the README bullet: the PPM path is off, nothing to report
+    (folder / "README.md").write_text("# A record\n")
+    assert not _errors(audit_folder(folder).findings, "PG5")
