@@ -289,3 +289,31 @@ def test_a_name_bound_to_val_later_in_a_loop_still_reaches_earlier_uses():
         """
     )
     assert ("PG301", 9) in {(f.rule, f.line) for f in audit_source(src, select=["PG3"])}
+
+
+def test_bias_fitted_on_already_scored_context_of_a_sliding_window_passes():
+    body = """
+def run_eval(model, tokens):
+    loss_sum, bias, stride, seq_len = 0.0, torch.zeros(1024), 64, 256
+    for ws in range(0, tokens.numel() - seq_len, stride):
+        chunk = tokens[ws:ws + seq_len + 1]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            logits = model(x)
+        s = 0 if ws == 0 else seq_len - stride
+        if s > 0:
+            b = bias.clone().requires_grad_(True)
+            opt = torch.optim.SGD([b], lr=0.05)
+            for _ in range(5):
+                opt.zero_grad()
+                F.cross_entropy(logits[:s] + b, y[:s]).backward()
+                opt.step()
+            bias = b.detach()
+        loss_sum += F.cross_entropy(logits[s:] + bias, y[s:], reduction="sum").item()
+    return loss_sum
+"""
+    _, findings = _audit(body)
+    assert findings == []
+    # the same bias fitted on the positions it then scores is PG601/PG603 material
+    _, bad = _audit(body.replace("logits[:s] + b, y[:s]", "logits[s:] + b, y[s:]"))
+    assert [f.rule for f in bad] == ["PG601"]

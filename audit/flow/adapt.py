@@ -213,6 +213,8 @@ def scored_first(pm, node: ast.AST, fn: FunctionInfo | None, depth: int = 0) -> 
     verdict = _loop_score_first(pm, node, fn)
     if verdict is not None:
         return verdict
+    if depth == 0 and _context_positions_only(pm, node, fn):
+        return "legal"
     if fn is None or depth >= 6:
         return "adapt-first"
     callers = [c for c in pm.val.callers_with_taint(fn) if pm.is_reached(c.call)]
@@ -222,6 +224,60 @@ def scored_first(pm, node: ast.AST, fn: FunctionInfo | None, depth: int = 0) -> 
     if "epochs" in results:
         return "epochs"
     return "adapt-first"
+
+
+def _slice_bounds(e: ast.AST) -> tuple[set[str], set[str]]:
+    """Texts of the `s` in `x[:s]` (prefix) and `x[s:]` (suffix) slices inside `e`."""
+    prefix: set[str] = set()
+    suffix: set[str] = set()
+    for n in ast.walk(e):
+        if isinstance(n, ast.Subscript):
+            parts = n.slice.elts if isinstance(n.slice, ast.Tuple) else [n.slice]
+            for sl in parts:
+                if isinstance(sl, ast.Slice):
+                    if sl.lower is None and sl.upper is not None:
+                        prefix.add(ast.unparse(sl.upper))
+                    elif sl.lower is not None:
+                        suffix.add(ast.unparse(sl.lower))
+    return prefix, suffix
+
+
+def _context_positions_only(pm, node: ast.AST, fn: FunctionInfo | None) -> bool:
+    """Adaptation on the context part of a sliding window (`loss(logits[:s], y[:s])`, tokens
+    scored by earlier windows) while the window scores only `[s:]` after it."""
+    if fn is None:
+        return False
+    loss = _is_backward(node) if isinstance(node, ast.Call) else None
+    if loss is None:
+        return False
+    defs: dict[str, list[ast.AST]] = {}
+    for n in _body_nodes(fn.node):
+        if isinstance(n, ast.Assign):
+            for t in n.targets:
+                if isinstance(t, ast.Name):
+                    defs.setdefault(t.id, []).append(n.value)
+    seen: list[ast.AST] = [loss]
+    for n in list(ast.walk(loss)):
+        if isinstance(n, ast.Name):
+            seen.extend(defs.get(n.id, []))
+    prefix: set[str] = set()
+    for e in seen:
+        prefix |= _slice_bounds(e)[0]
+    if not prefix:
+        return False
+    for n in _body_nodes(fn.node):
+        if (
+            isinstance(n, ast.AugAssign)
+            and getattr(n, "lineno", 0) > node.lineno  # type: ignore[attr-defined]
+            and _SCORE_TARGET.search(_target_text(n.target))
+        ):
+            values: list[ast.AST] = [n.value]
+            for x in ast.walk(n.value):
+                if isinstance(x, ast.Name):
+                    values.extend(defs.get(x.id, []))
+            if any(prefix & _slice_bounds(v)[1] for v in values):
+                return True
+    return False
 
 
 # ---------------------------------------------------------------------- what is adapted
