@@ -21,6 +21,10 @@ TINY = {
     "DEVICE": "cpu",
 }
 
+# Small on purpose: the sandbox start (torch import, model build) dominates the time anyway.
+SLICE = 128
+POSITIONS = 4
+
 pytestmark = pytest.mark.skipif(
     not TRAINER.is_file() or "def pgolf_scorer" not in TRAINER.read_text(),
     reason="the bundled trainer has no pgolf_scorer yet",
@@ -51,8 +55,8 @@ def test_bundled_scorer_passes_every_probe(tmp_path: Path, extra: dict[str, str]
         TRAINER,
         env={**TINY, **extra},
         data_dir=_shards(tmp_path / "data"),
-        slice_len=192,
-        positions=6,
+        slice_len=SLICE,
+        positions=POSITIONS,
         timeout_s=300,
     )
     statuses = {r.condition: (r.status, r.detail) for r in report.results}
@@ -103,8 +107,8 @@ def test_broken_ppm_variants_of_the_bundled_scorer_are_caught(
         script,
         env={**TINY, "PPM_ENABLED": "1"},
         data_dir=_shards(tmp_path / "data"),
-        slice_len=192,
-        positions=6,
+        slice_len=SLICE,
+        positions=POSITIONS,
         timeout_s=300,
     )
     statuses = {r.condition: r.status for r in report.results}
