@@ -98,6 +98,7 @@ def test_seed_case_shape_fails_c2_at_the_spread() -> None:
     spread = [f for f in findings if f.rule == "PG503"]
     assert spread and spread[0].function == "ppm_mixture_bpb"
     assert "rep_lp / rep_len" in (spread[0].evidence or "")
+    assert "mixed at line 16: lam * np.exp(nlp)" in (spread[0].evidence or "")
 
 
 def test_legal_sliding_window_softmax_gather_passes() -> None:

@@ -498,14 +498,23 @@ class TokenProbabilityByteSpread(Rule):
             if not (local or handed_on) or not model.live(f, n):
                 continue
             src = model.sources.get(f.file, "")
-            if True:
-                yield self.finding(
-                    file=f.file,
-                    line=n.lineno,
-                    function=_function_label(f),
-                    evidence=expr_text(n, src),
-                    expr=expr_text(n, src, 80),
-                )
+            evidence = expr_text(n, src)
+            # point at the mixture the spread feeds, when it is in the same function
+            scopes = [f, *model.program.children.get(id(f.node), [])]
+            derived = local_flow(f, set(flowed)) if flowed else set()
+            mix = next(
+                (m for g in scopes for m in _mixtures(g) if derived and mentions([m], derived)),
+                None,
+            )
+            if mix is not None:
+                evidence += f" -> mixed at line {mix.lineno}: {expr_text(mix, src, 100)}"
+            yield self.finding(
+                file=f.file,
+                line=n.lineno,
+                function=_function_label(f),
+                evidence=evidence,
+                expr=expr_text(n, src, 80),
+            )
 
     def _native(self, model: ScoringModel) -> Iterator[Finding]:
         """The same spread written in C/CUDA source that the Python side compiles and calls
