@@ -209,6 +209,8 @@ def load_state(folder: Path) -> RunState | None:
     path = folder / RUN_FILE
     if not path.exists() and not path.is_symlink():
         return None
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError(f"{path}: cannot resume from it (not a regular file)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("schema") != RUN_SCHEMA:

@@ -140,8 +140,10 @@ def validate_config(config: RunConfig) -> None:
     duplicates = sorted({seed for seed in config.seeds if config.seeds.count(seed) > 1})
     if duplicates:
         raise InputError(f"duplicate seeds: {' '.join(map(str, duplicates))}")
-    if not config.script.is_file():
+    if not config.script.exists():
         raise InputError(f"{config.script}: script not found")
+    if not config.script.is_file():
+        raise InputError(f"{config.script}: not a regular file")
     if config.nproc < 1:
         raise InputError(f"--nproc must be at least 1 (got {config.nproc})")
     if config.data is not None and not config.data.is_dir():
@@ -323,6 +325,12 @@ def _prepare_folder(config: RunConfig, data: DataInfo) -> RunState:
     except OSError as exc:
         raise InputError(f"{out}: cannot create the run folder ({exc.strerror or exc})") from exc
     script_copy = out.resolve() / SCRIPT_NAME
+    if script_copy.is_symlink() or (script_copy.exists() and not script_copy.is_file()):
+        # Copying through a link would write outside the run folder.
+        raise InputError(
+            f"{out / SCRIPT_NAME}: exists and is not a regular file (a link, folder or FIFO); "
+            "use a new --out"
+        )
     sha = sha256_file(config.script)
     previous = load_state(out)
     fresh = _new_state(config, data, script_copy, sha)

@@ -365,3 +365,32 @@ def test_a_seed_dir_that_is_not_a_directory_is_a_usage_error(
     assert "seed2: exists and is not a directory" in result.output
     assert "Traceback" not in result.output
     assert not (out / "train_seed1.log").exists()  # refused before any seed ran
+
+
+@pytest.mark.parametrize("kind", ["dir", "dangling-link", "fifo-run-json", "fifo-script"])
+def test_hostile_run_folder_entries_are_usage_errors(
+    runner: CliRunner, data_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    outside = tmp_path / "outside.py"
+    script = FAKE
+    if kind == "dir":
+        (out / "train_gpt.py").mkdir()
+        message = "train_gpt.py: exists and is not a regular file"
+    elif kind == "dangling-link":
+        (out / "train_gpt.py").symlink_to(outside)
+        message = "train_gpt.py: exists and is not a regular file"
+    elif kind == "fifo-run-json":
+        os.mkfifo(out / "run.json")
+        message = "run.json: cannot resume from it (not a regular file)"
+    else:
+        script = tmp_path / "fifo.py"
+        os.mkfifo(script)
+        message = "fifo.py: not a regular file"
+    args = ["run", "--script", str(script), "--data", str(data_dir), "--out", str(out)]
+    result = runner.invoke(main, [*args, "--no-audit", "--seeds", "1"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not outside.exists()  # nothing was written through the link
