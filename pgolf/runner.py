@@ -365,6 +365,10 @@ def _prepare_folder(config: RunConfig, data: DataInfo) -> RunState:
                 f"{seed_dir}: exists and is not a directory; pgolf run needs it as seed "
                 f"{seed}'s working dir (move it away or use a new --out)"
             )
+        log = out / f"train_seed{seed}.log"
+        if log.is_symlink() or (log.exists() and not log.is_file()):
+            # The seed's output is written there: never through a link or into a FIFO.
+            raise InputError(f"{log}: exists and is not a regular file; use a new --out")
         state.record(seed)
     save_state(out, state)
     return state

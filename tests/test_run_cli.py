@@ -367,7 +367,9 @@ def test_a_seed_dir_that_is_not_a_directory_is_a_usage_error(
     assert not (out / "train_seed1.log").exists()  # refused before any seed ran
 
 
-@pytest.mark.parametrize("kind", ["dir", "dangling-link", "fifo-run-json", "fifo-script"])
+@pytest.mark.parametrize(
+    "kind", ["dir", "dangling-link", "fifo-run-json", "fifo-script", "log-link"]
+)
 def test_hostile_run_folder_entries_are_usage_errors(
     runner: CliRunner, data_dir: Path, tmp_path: Path, kind: str
 ) -> None:
@@ -384,10 +386,13 @@ def test_hostile_run_folder_entries_are_usage_errors(
     elif kind == "fifo-run-json":
         os.mkfifo(out / "run.json")
         message = "run.json: cannot resume from it (not a regular file)"
-    else:
+    elif kind == "fifo-script":
         script = tmp_path / "fifo.py"
         os.mkfifo(script)
         message = "fifo.py: not a regular file"
+    else:
+        (out / "train_seed1.log").symlink_to(outside)
+        message = "train_seed1.log: exists and is not a regular file"
     args = ["run", "--script", str(script), "--data", str(data_dir), "--out", str(out)]
     result = runner.invoke(main, [*args, "--no-audit", "--seeds", "1"])
     assert result.exit_code == 2, result.output
