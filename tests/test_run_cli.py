@@ -243,13 +243,19 @@ def test_resume_refuses_a_different_script_or_config(
 
 
 def test_full_disk_stops_the_run_and_keeps_finished_seeds(
-    runner: CliRunner, data_dir: Path, tmp_path: Path
+    runner: CliRunner, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not Path("/dev/full").exists():
         pytest.skip("needs /dev/full")
     out = tmp_path / "run"
     assert invoke(runner, data_dir, out, "--seeds", "1").exit_code == 0
-    out.joinpath("train_seed2.log").symlink_to("/dev/full")
+    real_open = Path.open
+
+    def open_full(self: Path, mode: str = "r", *args, **kwargs):  # seed 2's log: a full disk
+        target = Path("/dev/full") if self.name == "train_seed2.log" and "w" in mode else self
+        return real_open(target, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_full)
     result = invoke(runner, data_dir, out, "--seeds", "1", "2", "3")
     assert result.exit_code == 1
     assert "No space left on device" in result.output
