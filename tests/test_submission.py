@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,19 @@ def test_arbitrary_bytes_never_raise(tmp_path_factory: pytest.TempPathFactory, r
     path = tmp_path_factory.mktemp("sub") / "submission.json"
     path.write_bytes(raw)
     read_submission(path)
+
+
+def test_atomic_write_gives_an_ordinary_file_mode(tmp_path: Path) -> None:
+    """Written files are readable like any other (umask applies), not private temp files."""
+    from pgolf.submission import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "run.json", "{}\n")
+        (tmp_path / "old.json").write_text("x")
+        (tmp_path / "old.json").chmod(0o640)
+        atomic_write_text(tmp_path / "old.json", "{}\n")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "old.json").stat().st_mode & 0o777 == 0o640  # an existing mode is kept
