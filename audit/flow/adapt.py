@@ -363,6 +363,7 @@ def is_throwaway(fn: FunctionInfo | None, node: ast.AST) -> bool:
     return _diagnostic_probe(fn, owners, line)
 
 
+_MOVES = frozenset({"to", "cuda", "float", "half", "bfloat16", "requires_grad_", "train"})
 _CTOR_LIKE = re.compile(r"(^|\.)(Linear|Embedding|Sequential|Parameter|[A-Z]\w*)$")
 
 
@@ -372,7 +373,11 @@ def _used_after(fn: FunctionInfo, owners: set[str], line: int) -> bool:
     for n in ast.walk(fn.node):
         if isinstance(n, ast.Call) and getattr(n, "lineno", 0) > line:
             for a in [*n.args, *(k.value for k in n.keywords)]:
-                if any(isinstance(x, ast.Name) and x.id in owners for x in ast.walk(a)):
+                called = {id(c.func) for c in ast.walk(a) if isinstance(c, ast.Call)}
+                if any(
+                    isinstance(x, ast.Name) and x.id in owners and id(x) not in called
+                    for x in ast.walk(a)
+                ):
                     return True
             f = n.func
             if (
@@ -394,7 +399,15 @@ def _diagnostic_probe(fn: FunctionInfo, owners: set[str], line: int) -> bool:
     fresh: set[str] = set()
     for n in _body_nodes(fn.node):
         if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call):
-            func = ast.unparse(n.value.func)
+            value = n.value
+            # nn.Linear(...).to(device).float(): look through device/dtype moves
+            while (
+                isinstance(value.func, ast.Attribute)
+                and value.func.attr in _MOVES
+                and isinstance(value.func.value, ast.Call)
+            ):
+                value = value.func.value
+            func = ast.unparse(value.func)
             if _CTOR_LIKE.search(func) or func.rsplit(".", 1)[-1] in _FRESH:
                 fresh.update(t.id for t in n.targets if isinstance(t, ast.Name))
     if not owners <= fresh or owners & set(fn.params):
