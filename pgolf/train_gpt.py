@@ -78,7 +78,7 @@ class Hyperparameters:
         # training length and batch
         self.iterations = self._get("ITERATIONS", 150)
         self.max_wallclock_seconds = self._get("MAX_WALLCLOCK_SECONDS", 130.0)
-        self.serialize_reserve_seconds = self._get("SERIALIZE_RESERVE_SECONDS", 2.0)
+        self.serialize_reserve_seconds = self._get("SERIALIZE_RESERVE_SECONDS", 5.0)
         self.train_seq_len = self._get("TRAIN_SEQ_LEN", 128)
         self.train_batch_tokens = self._get("TRAIN_BATCH_TOKENS", 8192)
         self.grad_accum_steps = self._get("GRAD_ACCUM_STEPS", 1)
