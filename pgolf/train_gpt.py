@@ -881,10 +881,17 @@ def main() -> None:
             t0 = time.perf_counter()
         loss = train_step(step, lr_scale(step))
         step += 1
-        elapsed_ms = training_ms + 1000.0 * (time.perf_counter() - t0)
-        if args.train_log_every > 0 and (
-            step <= 5 or step % args.train_log_every == 0 or step == args.iterations
-        ):
+        now = time.perf_counter()
+        elapsed_ms = training_ms + 1000.0 * (now - t0)
+        # Stop when one more step of the last step's length would cross the budget.
+        last_step_s, t_last = now - t_last, now
+        capped = args.max_wallclock_seconds > 0 and now - t_start + last_step_s >= train_budget
+        if distributed:
+            flag = torch.tensor(int(capped), device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            capped = bool(flag.item())
+        cadence = step <= 5 or step % max(args.train_log_every, 1) == 0 or step == args.iterations
+        if args.train_log_every > 0 and (cadence or capped):
             if distributed:  # log the global batch's loss, not rank 0's share
                 dist.all_reduce(loss, op=dist.ReduceOp.SUM)
                 loss /= world
@@ -892,14 +899,6 @@ def main() -> None:
                 f"step:{step}/{args.iterations} train_loss:{loss.item():.4f} "
                 f"train_time:{elapsed_ms:.0f}ms step_avg:{elapsed_ms / step:.2f}ms"
             )
-        # Stop when one more step of the last step's length would cross the budget.
-        now = time.perf_counter()
-        last_step_s, t_last = now - t_last, now
-        capped = args.max_wallclock_seconds > 0 and now - t_start + last_step_s >= train_budget
-        if distributed:
-            flag = torch.tensor(int(capped), device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            capped = bool(flag.item())
         if capped and step < args.iterations:
             log0(
                 f"stopping_early: wallclock_cap train_time:{elapsed_ms:.0f}ms step:{step}/{args.iterations}"
