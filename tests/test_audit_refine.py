@@ -106,3 +106,22 @@ def test_switch_listed_in_readme_bullets_and_config_json(tmp_path: Path) -> None
     # the same folder without the README bullet: the PPM path is off, nothing to report
     (folder / "README.md").write_text("# A record\n")
     assert not _errors(audit_folder(folder).findings, "PG5")
+
+
+def test_logged_python_bool_in_int_guard_is_evaluated() -> None:
+    """`int(os.environ.get("X", "0"))` with a logged `X: True` is decided, not a rule crash."""
+    src = (
+        (RULES / "PG702_illegal.py")
+        .read_text()
+        .replace(
+            "    print(ngram_rescore(val_tokens, model_p))\n",
+            "    import os\n"
+            "    if int(os.environ.get('NGRAM_TWO_PASS', '0')):\n"
+            "        print(ngram_rescore(val_tokens, model_p))\n",
+        )
+    )
+    findings = audit_source(src, config={"NGRAM_TWO_PASS": "True"})
+    assert not [f for f in findings if f.message.startswith("internal error")]
+    assert (39, "PG702") in _errors(findings, "PG7")
+    findings = audit_source(src, config={"NGRAM_TWO_PASS": "False"})
+    assert (39, "PG702") not in _errors(findings, "PG7")

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit import astcache
+
 UNKNOWN: Any = object()
 
 _ENV_GETTERS = {"get", "getenv"}
@@ -105,7 +107,7 @@ class ConfigEvaluator:
                 and stmt.value is not None
             ):
                 self.module_defs.setdefault(stmt.target.id, stmt.value)
-        for node in ast.walk(tree):
+        for node in astcache.walk(tree):
             if isinstance(node, ast.ClassDef):
                 for stmt in node.body:
                     if isinstance(stmt, ast.Assign):
@@ -119,7 +121,7 @@ class ConfigEvaluator:
                     ):
                         self.attr_defs.setdefault(stmt.target.id, stmt.value)
                     elif isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
-                        for sub in ast.walk(stmt):
+                        for sub in astcache.walk(stmt):
                             if isinstance(sub, ast.Assign) and len(sub.targets) == 1:
                                 t = sub.targets[0]
                                 if (
@@ -256,11 +258,11 @@ class ConfigEvaluator:
                 if f.id == "bool" and isinstance(v, str):
                     return bool(v)
                 if f.id == "int" and isinstance(v, str):
-                    return (
-                        int(float(v))
-                        if v.strip().lstrip("-").replace(".", "", 1).isdigit()
-                        else int(v)
-                    )
+                    if v.strip().lower() in ("true", "false"):  # a logged Python bool
+                        return int(v.strip().lower() == "true")
+                    if not v.strip().lstrip("-").replace(".", "", 1).isdigit():
+                        return UNKNOWN
+                    return int(float(v))
                 if f.id == "int" and isinstance(v, bool):
                     return int(v)
                 return {"int": int, "float": float, "bool": bool, "str": str}[f.id](v)
