@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from audit import astcache
 from audit.flow.adapt import is_throwaway, val_updates
 from audit.flow.index import FunctionInfo
 from audit.folder import read_text
@@ -130,11 +131,24 @@ def _calibration_functions(pm: PhaseModel) -> list[FunctionInfo]:
     if "calibration_functions" in pm.memo:
         return pm.memo["calibration_functions"]
     out = []
+    registrars: set[str] = set()
     for fn in pm.index.iter_functions():
         _, calls, _, mats = pm.val.parts(fn.node)
         hooks = any(isinstance(c.func, ast.Attribute) and c.func.attr in _HOOKS for c in calls)
+        if hooks:
+            registrars.add(fn.qualname)
         if hooks or any(_is_gram(c) for c in calls) or any(_is_gram(m) for m in mats):
             out.append(fn)
+    # functions that install hooks through a helper (`hooks = _register_hooks(model, H)`) and
+    # then run the model are calibration too
+    for fn in pm.index.iter_functions():
+        if fn in out:
+            continue
+        for c in pm.val.parts(fn.node)[1]:
+            callee = pm.index.resolve_call(c, fn.file, fn)
+            if callee is not None and callee.qualname in registrars:
+                out.append(fn)
+                break
     pm.memo["calibration_functions"] = out
     return out
 
@@ -330,7 +344,7 @@ class ValStoredInArtifact(Rule):
                 continue
             if isinstance(occ.stmt, ast.If | ast.For | ast.While | ast.With | ast.Try):
                 continue
-            for n in ast.walk(occ.stmt):
+            for n in astcache.walk(occ.stmt):
                 if not isinstance(n, ast.Call) or not _SAVE.search(ast.unparse(n.func)):
                     continue
                 if not n.args or not pm.val.tainted_in(n.args[0], occ.func, occ.file):
@@ -357,7 +371,7 @@ def _defs(fn: FunctionInfo | None) -> dict[str, list[ast.expr]]:
     out: dict[str, list[ast.expr]] = {}
     if fn is None:
         return out
-    for n in ast.walk(fn.node):
+    for n in astcache.walk(fn.node):
         if isinstance(n, ast.Assign):
             for t in n.targets:
                 elts = t.elts if isinstance(t, ast.Tuple) else [t]
@@ -379,7 +393,7 @@ def _defs(fn: FunctionInfo | None) -> dict[str, list[ast.expr]]:
 def _score_like(e: ast.AST, defs: dict[str, list[ast.expr]], depth: int = 0) -> bool:
     """Is `e` an evaluation score (computed by a loss/eval call, or a loss/bpb field)
     rather than some other val-derived quantity such as a count?"""
-    for n in ast.walk(e):
+    for n in astcache.walk(e):
         if isinstance(n, ast.Call):
             f = n.func
             short = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
@@ -400,7 +414,7 @@ def _selects(pm: PhaseModel, body: list[ast.stmt], occ_func: FunctionInfo | None
     not itself the val score: `best_w = w`, `best_step = step`)."""
     file = pm._file_of(body[0]) if body else ""
     for s in body:
-        for n in ast.walk(s):
+        for n in astcache.walk(s):
             if isinstance(n, ast.Break):
                 return True
             if isinstance(n, ast.Call) and _SELECT_CALLS.search(ast.unparse(n.func)):
@@ -497,7 +511,7 @@ class ValSelection(Rule):
             if not isinstance(s, ast.If) or id(s) in seen:
                 continue
             seen.add(id(s))
-            compares = [c for c in ast.walk(s.test) if isinstance(c, ast.Compare)]
+            compares = [c for c in astcache.walk(s.test) if isinstance(c, ast.Compare)]
             tainted = [c for c in compares if pm.val.tainted_in(c, occ.func, occ.file)]
             if not tainted:
                 continue
@@ -602,7 +616,7 @@ class TrainDataAtEval(Rule):
             else:
                 nodes = [occ.stmt]
             for root in nodes:
-                for n in ast.walk(root):
+                for n in astcache.walk(root):
                     if not isinstance(n, ast.Call):
                         continue
                     name = ast.unparse(n.func)
