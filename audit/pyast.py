@@ -269,8 +269,9 @@ class Program:
         return None
 
     def param_callees(self, call: ast.Call) -> list[Func]:
-        """`fn(x, y)` where `fn` is a parameter: the submission functions bound to it at the
-        call sites of the enclosing function (`run(model.forward_ttt)`, `torch.compile(f)`)."""
+        """`fn(x, y)` where `fn` is a parameter or a local alias: the submission functions
+        bound to it at the call sites of the enclosing function (`run(model.forward_ttt)`),
+        or assigned to it in an enclosing scope (`fwd = torch.compile(inner)`)."""
         memo = self.__dict__.setdefault("_param_callees", {})
         hit = memo.get(id(call))
         if hit is not None:
@@ -291,16 +292,58 @@ class Program:
                     if not bound and 0 <= pos < len(n.args):
                         bound = [n.args[pos]]
                     for b in bound:
-                        out += self._function_value(b)
+                        out += self._function_value(b, caller, 0)
+        elif f is not None and name is not None:
+            out = self._resolve_name(name, f, 0)
         memo[id(call)] = out
         return out
 
-    def _function_value(self, node: ast.AST) -> list[Func]:
+    def _assigned_names(self) -> set[str]:
+        hit = self.__dict__.get("_assigned")
+        if hit is None:
+            hit = {
+                t.id
+                for tree in self.trees.values()
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Assign)
+                for t in n.targets
+                if isinstance(t, ast.Name)
+            }
+            self.__dict__["_assigned"] = hit
+        return hit
+
+    def _resolve_name(self, name: str, scope: Func | None, depth: int) -> list[Func]:
+        """Functions a name refers to: a def, or a variable assigned a function value in
+        `scope` or an enclosing scope (aliases, `torch.compile(f)`, nonlocal rebinding)."""
+        direct = self.by_name.get(name)
+        if direct:
+            return list(direct)
+        if depth > 3 or name not in self._assigned_names():
+            return []
+        s = scope
+        while s is not None:
+            out: list[Func] = []
+            for n in walk_no_defs(s.node):
+                if (
+                    isinstance(n, ast.Assign)
+                    and len(n.targets) == 1
+                    and isinstance(n.targets[0], ast.Name)
+                    and n.targets[0].id == name
+                ):
+                    out += self._function_value(n.value, s, depth + 1)
+            if out:
+                return out
+            s = s.parent
+        return []
+
+    def _function_value(
+        self, node: ast.AST, scope: Func | None = None, depth: int = 0
+    ) -> list[Func]:
         """Functions a value names: `f`, `obj.meth`, through `torch.compile(...)`/`partial(...)`."""
         while isinstance(node, ast.Call) and node.args and call_name(node) in _FN_WRAPPERS:
             node = node.args[0]
         if isinstance(node, ast.Name):
-            return list(self.by_name.get(node.id, []))
+            return self._resolve_name(node.id, scope, depth)
         if isinstance(node, ast.Attribute):
             cands = self.by_name.get(node.attr, [])
             return list(cands) if 0 < len(cands) <= 3 else []
@@ -311,13 +354,14 @@ class Program:
         rev = self.__dict__.get("_indirect")
         if rev is None:
             rev = {}
+            assigned = self._assigned_names()
             for g in self.funcs:
                 pset = set(g.params)
                 for n in walk_no_defs(g.node):
                     if (
                         isinstance(n, ast.Call)
                         and isinstance(n.func, ast.Name)
-                        and n.func.id in pset
+                        and (n.func.id in pset or n.func.id in assigned)
                         and not self.by_name.get(n.func.id)
                     ):
                         for c in self.param_callees(n):

@@ -125,3 +125,10 @@ def test_logged_python_bool_in_int_guard_is_evaluated() -> None:
     assert (39, "PG702") in _errors(findings, "PG7")
     findings = audit_source(src, config={"NGRAM_TWO_PASS": "False"})
     assert (39, "PG702") not in _errors(findings, "PG7")
+
+
+def test_target_logprob_through_aliased_compiled_closure() -> None:
+    """Param bound to a local alias of a closure that calls `torch.compile(inner)` (nonlocal),
+    whose inner function calls the model's loss method; byte count kept in a local."""
+    findings = _audit_fixture("c2_callable_alias.py")
+    assert (19, "PG503") in _errors(findings, "PG5")

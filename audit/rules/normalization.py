@@ -323,8 +323,25 @@ def _target_sized(den: ast.AST, model: ScoringModel, f: Func) -> bool:
         return True
     if any(_len_of_target(n, model, f) for n in ast.walk(den)):
         return True
-    sized = _sized_params(model, f)
+    sized = _sized_params(model, f) | _sized_locals(model, f)
     return bool(sized) and mentions([den], local_flow(f, sized))
+
+
+def _sized_locals(model: ScoringModel, f: Func) -> set[str]:
+    """Locals assigned a realized token's length: `n_bytes = len(tb)`, `tb = lut[target]`."""
+    memo = model.__dict__.setdefault("_sized_locals", {})
+    hit = memo.get(id(f.node))
+    if hit is None:
+        hit = {
+            t.id
+            for n in walk_no_defs(f.node)
+            if isinstance(n, ast.Assign)
+            and any(_len_of_target(c, model, f) for c in ast.walk(n.value))
+            for t in n.targets
+            if isinstance(t, ast.Name)
+        }
+        memo[id(f.node)] = hit
+    return hit
 
 
 def _len_of_target(n: ast.AST, model: ScoringModel, f: Func) -> bool:
