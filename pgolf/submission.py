@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from functools import cache
 from importlib import resources
@@ -22,6 +23,8 @@ from typing import Any
 from pgolf.errors import InputError
 
 TRACKS = ("track_10min_16mb", "track_non_record_16mb")
+# A real submission.json is a few kB; anything this big is not one (and is not read into memory).
+MAX_SUBMISSION_BYTES = 10_000_000
 REQUIRED = ("author", "github_id", "name", "val_bpb", "date", "track")
 OPTIONAL_SCALARS = ("val_loss", "blurb", "bytes_total", "bytes_code", "val_bpb_std", "hardware")
 
@@ -269,6 +272,15 @@ def read_submission(path: Path | str) -> tuple[dict[str, Any], list[str]]:
     """
     file_path = Path(path)
     try:
+        info = file_path.stat()
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+            # A FIFO or a device would block or never end.
+            raise InputError(f"{file_path}: cannot read (not a regular file)")
+        if info.st_size > MAX_SUBMISSION_BYTES:
+            return {}, [
+                f"{file_path.name}: {info.st_size} bytes, too large for a submission.json "
+                f"(limit {MAX_SUBMISSION_BYTES}); not read"
+            ]
         raw = file_path.read_bytes()
     except OSError as exc:
         raise InputError(f"{file_path}: cannot read ({exc.strerror or exc})") from exc

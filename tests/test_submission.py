@@ -245,3 +245,16 @@ def test_atomic_write_gives_an_ordinary_file_mode(tmp_path: Path) -> None:
         os.umask(umask)
     assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "old.json").stat().st_mode & 0o777 == 0o640  # an existing mode is kept
+
+
+def test_fifo_and_huge_files_are_never_read_whole(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo" / "submission.json"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match=r"submission\.json: cannot read \(not a regular file\)"):
+        read_submission(fifo)
+    huge = tmp_path / "submission.json"
+    with huge.open("wb") as f:
+        f.truncate(3 << 30)  # sparse: no disk used
+    data, problems = read_submission(huge)
+    assert data == {} and "too large for a submission.json" in problems[0]
