@@ -13,6 +13,8 @@ import ast
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from audit import astcache
+
 FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 
 # Calls whose result carries shape/size information only, never the values of the argument.
@@ -145,13 +147,13 @@ def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
     if hit is not None and hit[0] is node:
         return iter(hit[1])
     out: list[ast.AST] = []
-    stack = list(ast.iter_child_nodes(node))
+    stack = list(astcache.children(node))
     while stack:
         n = stack.pop()
         out.append(n)
         if isinstance(n, _STOP):
             continue
-        stack.extend(ast.iter_child_nodes(n))
+        stack.extend(astcache.children(n))
     if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.For | ast.While):
         if len(_WALK_CACHE) > 200_000:
             _WALK_CACHE.clear()
@@ -219,7 +221,7 @@ class Program:
         """One pass over the tree: parents, functions, and the nodes each function owns."""
         owned: dict[int, list[ast.AST]] = {id(tree): []}
         stack: list[tuple[ast.AST, ast.AST, Func, str]] = [
-            (c, tree, mod, "") for c in ast.iter_child_nodes(tree)
+            (c, tree, mod, "") for c in astcache.children(tree)
         ]
         while stack:
             node, parent, owner, prefix = stack.pop()
@@ -230,13 +232,13 @@ class Program:
                 f = Func(file, node.name, q, node, _params(node), owner)
                 self._add(f)
                 owned[id(node)] = []
-                stack.extend((c, node, f, q + ".") for c in ast.iter_child_nodes(node))
+                stack.extend((c, node, f, q + ".") for c in astcache.children(node))
             elif isinstance(node, ast.ClassDef):
                 stack.extend(
-                    (c, node, owner, f"{prefix}{node.name}.") for c in ast.iter_child_nodes(node)
+                    (c, node, owner, f"{prefix}{node.name}.") for c in astcache.children(node)
                 )
             else:
-                stack.extend((c, node, owner, prefix) for c in ast.iter_child_nodes(node))
+                stack.extend((c, node, owner, prefix) for c in astcache.children(node))
         for f in self.funcs:
             nodes = owned.get(id(f.node))
             if nodes is not None:
@@ -418,7 +420,7 @@ def local_flow(f: Func, start: set[str], limit: int = 8) -> set[str]:
 
 def mentions(nodes: Iterable[ast.AST], names: set[str]) -> bool:
     for node in nodes:
-        for n in ast.walk(node):
+        for n in astcache.walk(node):
             if isinstance(n, ast.Name) and n.id in names:
                 return True
             if isinstance(n, ast.Attribute) and dotted(n) in names:
@@ -503,7 +505,7 @@ class Taint:
 
     def tainted_nodes(self, expr: ast.AST, f: Func) -> Iterator[ast.AST]:
         names = self.tainted_names(f)
-        for n in ast.walk(expr):
+        for n in astcache.walk(expr):
             if isinstance(n, ast.Name | ast.Attribute) and self._leaf(n, names):
                 yield n
 
@@ -551,7 +553,7 @@ class Taint:
             return any(self._expr(e, f, inner) for e in elts + conds)
         return any(
             self._expr(c, f, names)
-            for c in ast.iter_child_nodes(expr)
+            for c in astcache.children(expr)
             if not isinstance(c, ast.expr_context)
         )
 

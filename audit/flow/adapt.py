@@ -20,6 +20,7 @@ import ast
 import re
 from dataclasses import dataclass
 
+from audit import astcache
 from audit.flow.index import FunctionInfo
 from audit.flow.taint import _body_nodes
 
@@ -110,7 +111,7 @@ def _target_text(t: ast.expr) -> str:
 
 
 def _direct_scoring(node: ast.AST) -> bool:
-    for n in ast.walk(node):
+    for n in astcache.walk(node):
         if isinstance(n, ast.AugAssign) and isinstance(n.op, ast.Add | ast.Sub):
             if _SCORE_TARGET.search(_target_text(n.target)):
                 return True
@@ -130,7 +131,7 @@ def _is_scoring(pm, node: ast.AST, fn: FunctionInfo | None, depth: int = 0) -> b
     if depth >= 3:
         return False
     file = fn.file if fn else pm._file_of(node)
-    for n in ast.walk(node):
+    for n in astcache.walk(node):
         if isinstance(n, ast.Call):
             callee = pm.index.resolve_call(n, file, fn)
             if callee is not None and callee is not fn:
@@ -192,15 +193,15 @@ def _loop_score_first(pm, node: ast.AST, fn: FunctionInfo | None) -> str | None:
             n.id
             for o in outer
             if isinstance(o, ast.For | ast.AsyncFor)
-            for n in ast.walk(o.target)
+            for n in astcache.walk(o.target)
             if isinstance(n, ast.Name)
         }
         guarded_by_outer = any(
             isinstance(n, ast.Name) and n.id in loopvars
             for s in scoring
-            for g in ast.walk(s)
+            for g in astcache.walk(s)
             if isinstance(g, ast.If)
-            for n in ast.walk(g.test)
+            for n in astcache.walk(g.test)
         )
         if any(_epoch_like(o) for o in outer) or guarded_by_outer or _epoch_like(loop):
             return "epochs"
@@ -230,7 +231,7 @@ def _slice_bounds(e: ast.AST) -> tuple[set[str], set[str]]:
     """Texts of the `s` in `x[:s]` (prefix) and `x[s:]` (suffix) slices inside `e`."""
     prefix: set[str] = set()
     suffix: set[str] = set()
-    for n in ast.walk(e):
+    for n in astcache.walk(e):
         if isinstance(n, ast.Subscript):
             parts = n.slice.elts if isinstance(n.slice, ast.Tuple) else [n.slice]
             for sl in parts:
@@ -257,7 +258,7 @@ def _context_positions_only(pm, node: ast.AST, fn: FunctionInfo | None) -> bool:
                 if isinstance(t, ast.Name):
                     defs.setdefault(t.id, []).append(n.value)
     seen: list[ast.AST] = [loss]
-    for n in list(ast.walk(loss)):
+    for n in list(astcache.walk(loss)):
         if isinstance(n, ast.Name):
             seen.extend(defs.get(n.id, []))
     prefix: set[str] = set()
@@ -272,7 +273,7 @@ def _context_positions_only(pm, node: ast.AST, fn: FunctionInfo | None) -> bool:
             and _SCORE_TARGET.search(_target_text(n.target))
         ):
             values: list[ast.AST] = [n.value]
-            for x in ast.walk(n.value):
+            for x in astcache.walk(n.value):
                 if isinstance(x, ast.Name):
                     values.extend(defs.get(x.id, []))
             if any(prefix & _slice_bounds(v)[1] for v in values):
@@ -314,7 +315,7 @@ def is_slot(fn: FunctionInfo | None) -> bool:
     if not fresh:
         return False
     for p in _optimizer_params(fn):
-        used = {n.id for n in ast.walk(p) if isinstance(n, ast.Name)}
+        used = {n.id for n in astcache.walk(p) if isinstance(n, ast.Name)}
         if used & fresh:
             return True
     return False
@@ -328,7 +329,7 @@ def is_throwaway(fn: FunctionInfo | None, node: ast.AST) -> bool:
     line = getattr(node, "lineno", 0)
     owners: set[str] = set()
     for p in _optimizer_params(fn):
-        for n in ast.walk(p):
+        for n in astcache.walk(p):
             if isinstance(n, ast.Name):
                 owners.add(n.id)
                 break
@@ -370,13 +371,13 @@ _CTOR_LIKE = re.compile(r"(^|\.)(Linear|Embedding|Sequential|Parameter|[A-Z]\w*)
 def _used_after(fn: FunctionInfo, owners: set[str], line: int) -> bool:
     """An adapted object referenced after the update other than by calling it (saved,
     exported, handed to another function, its weights read)."""
-    for n in ast.walk(fn.node):
+    for n in astcache.walk(fn.node):
         if isinstance(n, ast.Call) and getattr(n, "lineno", 0) > line:
             for a in [*n.args, *(k.value for k in n.keywords)]:
-                called = {id(c.func) for c in ast.walk(a) if isinstance(c, ast.Call)}
+                called = {id(c.func) for c in astcache.walk(a) if isinstance(c, ast.Call)}
                 if any(
                     isinstance(x, ast.Name) and x.id in owners and id(x) not in called
-                    for x in ast.walk(a)
+                    for x in astcache.walk(a)
                 ):
                     return True
             f = n.func
@@ -416,12 +417,12 @@ def _diagnostic_probe(fn: FunctionInfo, owners: set[str], line: int) -> bool:
         return False
     for n in _body_nodes(fn.node):
         if isinstance(n, ast.Return) and n.value is not None:
-            if any(isinstance(x, ast.Name) and x.id in owners for x in ast.walk(n.value)):
+            if any(isinstance(x, ast.Name) and x.id in owners for x in astcache.walk(n.value)):
                 return False
         elif isinstance(n, ast.Assign):
             stored = any(isinstance(t, ast.Attribute | ast.Subscript) for t in n.targets)
             if stored and any(
-                isinstance(x, ast.Name) and x.id in owners for x in ast.walk(n.value)
+                isinstance(x, ast.Name) and x.id in owners for x in astcache.walk(n.value)
             ):
                 return False
     return True
@@ -481,7 +482,7 @@ def _table_of(node: ast.AST) -> str:
 
 
 def _reads_table(node: ast.AST, table: str, before: tuple[int, int]) -> bool:
-    for n in ast.walk(node):
+    for n in astcache.walk(node):
         pos = (getattr(n, "lineno", 0), getattr(n, "col_offset", 0))
         if pos >= before:
             continue
@@ -512,7 +513,7 @@ def looked_up_first(pm, upd: CountUpdate, node: ast.AST | None = None, depth: in
             return True
         if depth > 0:
             file = fn.file if fn else pm._file_of(node)
-            for n in ast.walk(loop):
+            for n in astcache.walk(loop):
                 if not isinstance(n, ast.Call) or (n.lineno, n.col_offset) >= pos:
                     continue
                 callee = pm.index.resolve_call(n, file, fn)

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit import astcache
+
 FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 
 # Method names so common on library objects (tensors, modules, optimizers) that resolving
@@ -115,8 +117,8 @@ class ProgramIndex:
 
     def _index_file(self, file: str, tree: ast.Module) -> None:
         self.node_file[id(tree)] = file
-        for parent in ast.walk(tree):
-            for child in ast.iter_child_nodes(parent):
+        for parent in astcache.walk(tree):
+            for child in astcache.children(parent):
                 self.parent[id(child)] = parent
                 self.node_file[id(child)] = file
         self._collect(file, tree.body, prefix="", cls=None, outer=None)

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit import astcache
 from audit.flow.index import FunctionInfo, ProgramIndex
 
 VAL_SOURCE = re.compile(
@@ -150,7 +151,7 @@ def _body_nodes(fn: ast.AST) -> list[ast.AST]:
     while stack:
         n = stack.pop()
         out.append(n)
-        for c in ast.iter_child_nodes(n):
+        for c in astcache.children(n):
             if isinstance(c, skip):
                 continue
             stack.append(c)
@@ -476,7 +477,7 @@ class TaintAnalysis:
         if isinstance(e, ast.expr):
             return any(
                 self.expr(c, names, fn, file)
-                for c in ast.iter_child_nodes(e)
+                for c in astcache.children(e)
                 if isinstance(c, ast.expr)
             )
         return False
@@ -558,7 +559,7 @@ class TaintAnalysis:
         if reads is None:
             params = set(callee.params)
             reads = set()
-            for n in ast.walk(callee.node):
+            for n in astcache.walk(callee.node):
                 if (
                     isinstance(n, ast.Attribute)
                     and isinstance(n.value, ast.Name)

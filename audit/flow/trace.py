@@ -17,6 +17,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from audit import astcache
 from audit.flow.config import UNKNOWN, ConfigEvaluator, GuardResult
 from audit.flow.index import FunctionInfo, ProgramIndex
 
@@ -60,7 +61,7 @@ def _local_defs(fn: FunctionInfo | None) -> dict[str, ast.expr]:
         return {}
     counts: dict[str, int] = {}
     exprs: dict[str, ast.expr] = {}
-    for node in ast.walk(fn.node):
+    for node in astcache.walk(fn.node):
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             t = node.targets[0]
             if isinstance(t, ast.Name):
@@ -72,7 +73,9 @@ def _local_defs(fn: FunctionInfo | None) -> dict[str, ast.expr]:
 
 
 def _calls_in(node: ast.AST) -> list[ast.Call]:
-    out = [n for n in ast.walk(node) if isinstance(n, ast.Call) and not isinstance(n, ast.Lambda)]
+    out = [
+        n for n in astcache.walk(node) if isinstance(n, ast.Call) and not isinstance(n, ast.Lambda)
+    ]
     out.sort(key=lambda c: (getattr(c, "lineno", 0), getattr(c, "col_offset", 0)))
     return out
 
@@ -97,7 +100,7 @@ class Tracer:
         self._prefix_count: dict[str, int] = {}
         if log_text:
             for tree in index.trees.values():
-                for n in ast.walk(tree):
+                for n in astcache.walk(tree):
                     lead = _log_prefix(n)
                     if lead:
                         self._prefix_count[lead] = self._prefix_count.get(lead, 0) + 1
@@ -214,7 +217,7 @@ class Tracer:
         if not self.log_text:
             return False
         for stmt in body:
-            for n in ast.walk(stmt):
+            for n in astcache.walk(stmt):
                 lead = _log_prefix(n)
                 # only a message printed from this one place in the code is evidence
                 if lead and self._prefix_count.get(lead) == 1 and lead in self.log_text:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from audit import astcache
 from audit.pyast import Func, Program, Taint, base_name, call_name, tolerant_parse, walk_no_defs
 
 if TYPE_CHECKING:
@@ -403,7 +404,7 @@ class _Reach:
             return False
         stmts = branch if isinstance(branch, list) else [branch]
         for stmt in stmts:
-            for n in ast.walk(stmt):
+            for n in astcache.walk(stmt):
                 if isinstance(n, ast.Call) and metric_prefix(n) in self.logged:
                     return True
         return False

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from audit import facts
+from audit import astcache, facts
 from audit.claims import claimed_bytes, claimed_times, num
 from audit.context import AuditContext
 from audit.model import Finding, Rule, Severity, register
@@ -335,7 +335,7 @@ class NetworkAtEval(Rule):
                 if hit is None and name in ("os.system", "subprocess.run", "subprocess.call",
                                             "subprocess.check_call", "subprocess.Popen",
                                             "subprocess.check_output"):  # fmt: skip
-                    for arg in ast.walk(node):
+                    for arg in astcache.walk(node):
                         if (
                             isinstance(arg, ast.Constant)
                             and isinstance(arg.value, str)
@@ -360,7 +360,7 @@ class NetworkAtEval(Rule):
 
 def _calls(tree: ast.Module) -> Iterator[tuple[str | None, ast.Call]]:
     def walk(node: ast.AST, fn: str | None) -> Iterator[tuple[str | None, ast.Call]]:
-        for child in ast.iter_child_nodes(node):
+        for child in astcache.children(node):
             name = fn
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 name = child.name

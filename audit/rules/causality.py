@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
+from audit import astcache
 from audit.model import Finding, Rule, Severity, register
 from audit.pyast import Func, call_name, expr_text, local_flow, mentions, walk_no_defs
 from audit.rules._scoring import ScoringModel, analyze
@@ -147,7 +148,7 @@ def _position_stores(body: list[ast.stmt], index: str, banned: set[str]) -> list
     """`pred[i] = <value not derived from the current token>` statements."""
     out: list[ast.Assign] = []
     for stmt in body:
-        for sub in ast.walk(stmt):
+        for sub in astcache.walk(stmt):
             if not isinstance(sub, ast.Assign) or isinstance(sub.value, ast.Constant):
                 continue
             flat = [e for t in sub.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
@@ -321,7 +322,7 @@ def _names(target: ast.AST) -> list[str]:
 
 def _assign_of(g: Func, call: ast.Call) -> ast.Assign | None:
     for stmt in walk_no_defs(g.node):
-        if isinstance(stmt, ast.Assign) and any(sub is call for sub in ast.walk(stmt.value)):
+        if isinstance(stmt, ast.Assign) and any(sub is call for sub in astcache.walk(stmt.value)):
             return stmt
     return None
 
@@ -356,7 +357,7 @@ def _is_state(loop: ast.For, name: str) -> bool:
     """Names that are read before they are written in the loop body carry state across iterations."""
     first_write: int | None = None
     first_read: int | None = None
-    for sub in ast.walk(loop):
+    for sub in astcache.walk(loop):
         if isinstance(sub, ast.Name) and sub.id == name:
             pos = (sub.lineno, sub.col_offset)
             if isinstance(sub.ctx, ast.Store):
@@ -373,7 +374,7 @@ class _LoopFunc:
 
 def _ifs_before_update(loop: ast.For, derived: set[str]) -> list[ast.If]:
     out: list[ast.If] = []
-    for sub in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
+    for sub in astcache.walk(ast.Module(body=loop.body, type_ignores=[])):
         if isinstance(sub, ast.If) and mentions([sub.test], derived):
             out.append(sub)
     return out

@@ -12,6 +12,7 @@ import ast
 import re
 from collections.abc import Iterable, Iterator
 
+from audit import astcache
 from audit.model import Finding, Rule, Severity, register
 from audit.pyast import (
     Func,
@@ -63,7 +64,9 @@ def _is_hash_mult(node: ast.BinOp, tables: frozenset[str]) -> bool:
 
 
 def _over_candidates(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Call) and call_name(n) in _RANGE_CALLS for n in ast.walk(node))
+    return any(
+        isinstance(n, ast.Call) and call_name(n) in _RANGE_CALLS for n in astcache.walk(node)
+    )
 
 
 def _hash_combine(expr: ast.AST, target: Taint, f: Func, tables: frozenset[str]) -> bool:
@@ -79,7 +82,7 @@ def _hash_combine(expr: ast.AST, target: Taint, f: Func, tables: frozenset[str])
         inner = expr.left
         has_step = any(
             isinstance(n, ast.BinOp) and (isinstance(n.op, ast.BitXor) or _is_hash_mult(n, tables))
-            for n in ast.walk(inner)
+            for n in astcache.walk(inner)
         )
         return has_step and not _over_candidates(expr) and target.is_tainted(inner, f)
     if isinstance(expr.op, ast.BitXor):
@@ -109,7 +112,7 @@ def _hashkey_taint(model: ScoringModel) -> Taint:
 def _has_hash_step(node: ast.AST, f: Func, model: ScoringModel) -> bool:
     return any(
         _hash_combine(n, model.target, f, model.int_tables)
-        for n in ast.walk(node)
+        for n in astcache.walk(node)
         if isinstance(n, ast.BinOp | ast.Call)
     )
 
@@ -121,7 +124,7 @@ def _walk_no_subscripts(node: ast.AST) -> Iterator[ast.AST]:
         n = stack.pop()
         yield n
         if not isinstance(n, ast.Subscript):
-            stack.extend(ast.iter_child_nodes(n))
+            stack.extend(astcache.children(n))
 
 
 def _direct_key(
@@ -177,7 +180,7 @@ def _stores(f: Func) -> set[int]:
         if isinstance(n, ast.AugAssign | ast.Assign):
             targets = [n.target] if isinstance(n, ast.AugAssign) else n.targets
             for t in targets:
-                for sub in ast.walk(t):
+                for sub in astcache.walk(t):
                     out.add(id(sub))
     return out
 
@@ -307,7 +310,7 @@ def _spread_seed(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
         return False
     if isinstance(den, ast.Constant):
         return False
-    if any(isinstance(n, ast.Call) and call_name(n) in _REDUCTIONS for n in ast.walk(num)):
+    if any(isinstance(n, ast.Call) and call_name(n) in _REDUCTIONS for n in astcache.walk(num)):
         return False  # an average (sum / count), not a per-token spread
     return (
         model.tlp.is_tainted(num, f)
@@ -321,7 +324,7 @@ def _target_sized(den: ast.AST, model: ScoringModel, f: Func) -> bool:
     also when the len() is taken at a call site and passed in as a parameter."""
     if model.target.is_tainted(den, f):
         return True
-    if any(_len_of_target(n, model, f) for n in ast.walk(den)):
+    if any(_len_of_target(n, model, f) for n in astcache.walk(den)):
         return True
     sized = _sized_params(model, f) | _sized_locals(model, f)
     return bool(sized) and mentions([den], local_flow(f, sized))
@@ -369,12 +372,12 @@ def _sized_params(model: ScoringModel, f: Func) -> set[str]:
                 continue
             for i, a in enumerate(call.args):
                 if i + offset < len(params) and any(
-                    _len_of_target(n, model, caller) for n in ast.walk(a)
+                    _len_of_target(n, model, caller) for n in astcache.walk(a)
                 ):
                     out.add(params[i + offset])
             for k in call.keywords:
                 if k.arg in params and any(
-                    _len_of_target(n, model, caller) for n in ast.walk(k.value)
+                    _len_of_target(n, model, caller) for n in astcache.walk(k.value)
                 ):
                     out.add(k.arg)
     memo[id(f.node)] = out
@@ -384,7 +387,7 @@ def _sized_params(model: ScoringModel, f: Func) -> set[str]:
 def _statement_of(f: Func, node: ast.AST) -> ast.stmt | None:
     for stmt in walk_no_defs(f.node):
         if isinstance(stmt, ast.Assign | ast.AugAssign | ast.AnnAssign) and any(
-            sub is node for sub in ast.walk(stmt)
+            sub is node for sub in astcache.walk(stmt)
         ):
             return stmt
     return None
@@ -399,7 +402,7 @@ def _targets(stmt: ast.stmt | None) -> list[ast.AST]:
 
 
 def _inside_exp(f: Func, node: ast.AST) -> bool:
-    return any(any(sub is node for sub in ast.walk(a)) for a in _exp_args(f))
+    return any(any(sub is node for sub in astcache.walk(a)) for a in _exp_args(f))
 
 
 def _returns_any(f: Func, names: set[str]) -> bool:
@@ -537,7 +540,7 @@ class TokenProbabilityByteSpread(Rule):
         """The same spread written in C/CUDA source that the Python side compiles and calls
         with the realized tokens' losses."""
         for rel, tree in model.program.trees.items():
-            for node in ast.walk(tree):
+            for node in astcache.walk(tree):
                 if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
                     continue
                 text = node.value
@@ -585,7 +588,7 @@ def _gate_names(model: ScoringModel) -> dict[int, set[str]]:
         for n in walk_no_defs(f.node):
             if isinstance(n, ast.If) and _realized_test(n.test, model, f):
                 for stmt in n.body + n.orelse:
-                    for sub in ast.walk(stmt):
+                    for sub in astcache.walk(stmt):
                         if isinstance(sub, ast.Assign):
                             for t in sub.targets:
                                 if isinstance(t, ast.Name):
@@ -596,7 +599,7 @@ def _gate_names(model: ScoringModel) -> dict[int, set[str]]:
 
 def _realized_test(test: ast.AST, model: ScoringModel, f: Func) -> bool:
     """The test compares the realized token's probability (or loss) with something."""
-    for cmp in ast.walk(test):
+    for cmp in astcache.walk(test):
         if not isinstance(cmp, ast.Compare):
             continue
         if any(isinstance(op, ast.Is | ast.IsNot | ast.In | ast.NotIn) for op in cmp.ops):
@@ -609,7 +612,7 @@ def _realized_test(test: ast.AST, model: ScoringModel, f: Func) -> bool:
         if any(
             isinstance(n, ast.Call) and call_name(n) in {"len", "int", "isinstance"}
             for x in sides
-            for n in ast.walk(x)
+            for n in astcache.walk(x)
         ):
             continue
         if any(model.tlp.is_tainted(side, f) for side in sides):
@@ -740,7 +743,7 @@ class RealizedTokenGate(Rule):
 
 def _assigns(node: ast.If, names: set[str]) -> bool:
     for stmt in node.body + node.orelse:
-        for sub in ast.walk(stmt):
+        for sub in astcache.walk(stmt):
             if isinstance(sub, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id in names for t in sub.targets
             ):
@@ -758,7 +761,9 @@ def _remainder_seed(node: ast.AST, model: ScoringModel, f: Func) -> bool:
     for side in (node.left, node.right):
         if isinstance(side, ast.Constant):
             return False
-        if any(isinstance(n, ast.Call) and call_name(n) in _REDUCTIONS for n in ast.walk(side)):
+        if any(
+            isinstance(n, ast.Call) and call_name(n) in _REDUCTIONS for n in astcache.walk(side)
+        ):
             return False
     num, den = ast.unparse(node.left), ast.unparse(node.right)
     if num in den:  # a / (1 + a): a sigmoid or a share, not a remainder

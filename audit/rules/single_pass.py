@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator
 
+from audit import astcache
 from audit.model import Finding, Rule, Severity, register
 from audit.pyast import Func, call_name, expr_text, target_names, walk_no_defs
 from audit.rules._scoring import ScoringModel, analyze
@@ -24,12 +25,12 @@ def _loops(f: Func) -> list[ast.For | ast.While]:
 
 
 def _inside(node: ast.AST, outer: ast.AST) -> bool:
-    return any(sub is node for sub in ast.walk(outer))
+    return any(sub is node for sub in astcache.walk(outer))
 
 
 def _score_writes(loop: ast.AST, model: ScoringModel, f: Func) -> Iterator[tuple[str, ast.stmt]]:
     """(container, statement) for `scores[k] = <score>` / `scores.append(<score>)` in a loop."""
-    for sub in ast.walk(loop):
+    for sub in astcache.walk(loop):
         if isinstance(sub, ast.Assign) and model.tlp.is_tainted(sub.value, f):
             for t in sub.targets:
                 if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
@@ -116,7 +117,7 @@ def _best_of(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
                 for tg in stmt.targets
                 for t in target_names(tg)
             }
-            right_names = {x.id for x in ast.walk(right) if isinstance(x, ast.Name)}
+            right_names = {x.id for x in astcache.walk(right) if isinstance(x, ast.Name)}
             if kept & right_names and _inside_loop(f, n):
                 yield n, "the best of several scores is kept"
         elif (
@@ -144,7 +145,7 @@ def _best_of(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
 
 def _filled_in_loop(f: Func, name: str) -> bool:
     for lp in _loops(f):
-        for sub in ast.walk(lp):
+        for sub in astcache.walk(lp):
             if (
                 isinstance(sub, ast.Call)
                 and isinstance(sub.func, ast.Attribute)

@@ -1,0 +1,43 @@
+"""Memoised AST traversal shared by the context, the phase model and every rule.
+
+An audit walks the same parsed modules dozens of times (the program index, the config
+evaluator, the tracer, the taints, each rule). `walk(node)` yields the same nodes in the same
+order as `ast.walk`, but lists each node's children and each walked subtree only once. The
+lists are kept on the nodes themselves (attributes outside `_fields`, ignored by `ast.dump`,
+`ast.unparse` and `ast.iter_fields`), so they live exactly as long as their tree and can never
+be confused with another tree's nodes. Trees must not be mutated after they were walked.
+"""
+
+from __future__ import annotations
+
+import ast
+
+_CHILDREN = "_pgolf_children"
+_WALK = "_pgolf_walk"
+
+
+def children(node: ast.AST) -> tuple[ast.AST, ...]:
+    """`tuple(ast.iter_child_nodes(node))`, computed once per node."""
+    try:
+        return node.__dict__[_CHILDREN]
+    except KeyError:
+        pass
+    out = tuple(ast.iter_child_nodes(node))
+    setattr(node, _CHILDREN, out)
+    return out
+
+
+def walk(node: ast.AST) -> tuple[ast.AST, ...]:
+    """Every node of the subtree in `ast.walk` order (breadth first), computed once per node."""
+    try:
+        return node.__dict__[_WALK]
+    except KeyError:
+        pass
+    out: list[ast.AST] = [node]
+    i = 0
+    while i < len(out):
+        out.extend(children(out[i]))
+        i += 1
+    result = tuple(out)
+    setattr(node, _WALK, result)
+    return result
