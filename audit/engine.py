@@ -21,6 +21,7 @@ from typing import Any
 
 from audit import facts, suppress
 from audit.context import AuditContext, SelfAudit, build_context
+from audit.logrun import lower_unrun
 from audit.model import REGISTRY, Finding, Rule, Severity
 
 _LOADED: list[str] = []
@@ -273,6 +274,7 @@ def audit_context(
 ) -> AuditReport:
     rules = select_rules(load_rules(), select, ignore)
     findings = run_rules(ctx, rules)
+    findings = lower_unrun(ctx, findings)
     findings = suppress.apply(findings, suppress.collect(ctx))
     findings.sort(key=lambda f: (-f.severity.rank, f.rule, f.file or "", f.line or 0))
     runs, summary = runs_and_summary(ctx)

@@ -132,3 +132,17 @@ def test_target_logprob_through_aliased_compiled_closure() -> None:
     whose inner function calls the model's loss method; byte count kept in a local."""
     findings = _audit_fixture("c2_callable_alias.py")
     assert (19, "PG503") in _errors(findings, "PG5")
+
+
+def test_branch_absent_from_the_logs_is_a_warning(tmp_path: Path) -> None:
+    """A selection inside a branch that prints its own line, which no log contains, did not
+    produce the logged score: reported as a warning; with the line in the log, an error."""
+    import shutil
+
+    folder = shutil.copytree(REFINE / "branch_not_in_logs", tmp_path / "rec")
+    found = {(f.line, f.rule): f.severity.value for f in audit_folder(folder).findings}
+    assert found.get((20, "PG701")) == "warning"
+    log = folder / "train_seed42.log"
+    log.write_text(log.read_text() + "sweep_candidate len:64 val_bpb:1.2000\n")
+    found = {(f.line, f.rule): f.severity.value for f in audit_folder(folder).findings}
+    assert found.get((20, "PG701")) == "error"
