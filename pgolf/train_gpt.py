@@ -745,8 +745,12 @@ def main() -> None:
     )
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # denormal floats are ~100x slower on x86 CPUs
-    if args.num_threads > 0:  # on a shared CPU, fewer threads avoid barrier stalls
+    if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
+    elif device.type == "cpu" and os.getloadavg()[0] >= (os.cpu_count() or 1):
+        # On a CPU other jobs already fill, every OpenMP barrier waits for a descheduled
+        # thread: one thread is 2-3x faster than two there (benchmarks/RESULTS.md).
+        torch.set_num_threads(1)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
