@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -181,3 +182,14 @@ def test_shards_changed_after_build_are_reported(tmp_path: Path, tokenizer: Path
     (d / "dataset.json").write_text(json.dumps({"fingerprint": "0" * 64}))
     r = check_dir(d)
     assert any("differs from the shards" in p for p in r.problems)
+
+
+def test_a_fifo_tokenizer_is_exit_2_without_blocking(tmp_path: Path, runner) -> None:
+    write_shard(tmp_path / "fineweb_train_000000.bin", [1, 5, 6])
+    write_shard(tmp_path / "fineweb_val_000000.bin", [1, 7, 8])
+    fifo = tmp_path / "tok.model"
+    os.mkfifo(fifo)
+    args = ["data", "--check", str(tmp_path), "--tokenizer", str(fifo), "--no-progress"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2
+    assert "tok.model: cannot read tokenizer (not a regular file)" in result.output

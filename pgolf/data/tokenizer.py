@@ -62,6 +62,9 @@ def train_tokenizer(sentences: Iterable[str], vocab_size: int, out_path: Path) -
 def load_tokenizer(path: str | os.PathLike[str]) -> spm.SentencePieceProcessor:
     """Load a sentencepiece model; InputError naming the file if it is not one."""
     p = Path(path)
+    if p.exists() and not p.is_file() and not p.is_dir():
+        # A FIFO or a device would block or never end.
+        raise InputError(f"{p}: cannot read tokenizer (not a regular file)")
     try:
         data = p.read_bytes()
     except OSError as e:
