@@ -78,13 +78,13 @@ class ProbeFutureDependence(ProbeRule):
     ## Illegal example
     ```python
     def score(self, tokens, adapt_mask=None):
-        ctx = tokens[max(0, i - 4): i + 2]   # looks one token ahead
+        ctx = tokens[max(0, i - 4) : i + 2]  # looks one token ahead
     ```
 
     ## Legal example
     ```python
     def score(self, tokens, adapt_mask=None):
-        ctx = tokens[max(0, i - 4): i]       # only the past
+        ctx = tokens[max(0, i - 4) : i]  # only the past
     ```
 
     ## References
@@ -116,7 +116,7 @@ class ProbeNetworkAttempt(ProbeRule):
 
     ## Legal example
     ```python
-    weights = load(artifact_path)   # everything the evaluation needs is in the artifact
+    weights = load(artifact_path)  # everything the evaluation needs is in the artifact
     ```
 
     ## References
@@ -144,7 +144,7 @@ class ProbeC2NotMeasured(ProbeRule):
     ## Illegal example
     ```python
     def score_batch(self, batch):
-        return np.zeros(batch.shape)         # not what score() returns
+        return np.zeros(batch.shape)  # not what score() returns
     ```
 
     ## Legal example
@@ -186,8 +186,8 @@ class ProbeUnnormalized(ProbeRule):
 
     ## Legal example
     ```python
-    lam = weight(context)                     # known before the target
-    p = lam * p_nn + (1 - lam) * p_ppm        # two normalized distributions
+    lam = weight(context)  # known before the target
+    p = lam * p_nn + (1 - lam) * p_ppm  # two normalized distributions
     score = -log(p[target])
     ```
 
