@@ -146,3 +146,16 @@ def test_branch_absent_from_the_logs_is_a_warning(tmp_path: Path) -> None:
     log.write_text(log.read_text() + "sweep_candidate len:64 val_bpb:1.2000\n")
     found = {(f.line, f.rule): f.severity.value for f in audit_folder(folder).findings}
     assert found.get((20, "PG701")) == "error"
+
+
+def test_gate_read_after_a_loop_over_the_realized_bytes() -> None:
+    """`conf` last set inside `for b in bytes_of_target` decides the mixing weight: the gate
+    depends on the realized token. Computed from the context before that loop: no PG502."""
+    src = (REFINE / "c2_gate_after_byte_loop.py").read_text()
+    assert (29, "PG502") in _errors(audit_source(src), "PG5")
+    legal = src.replace(
+        "        conf = 0.0\n",
+        "        cd0 = counts.get(bytes(win[-order:]), {})\n"
+        "        conf = max(cd0.values(), default=0) / (sum(cd0.values()) + 1)\n",
+    ).replace("            conf = max(cd.values(), default=0) / tot\n", "")
+    assert not any(rule == "PG502" for _, rule in _errors(audit_source(legal), "PG5"))

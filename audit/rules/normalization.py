@@ -617,7 +617,52 @@ def _realized_test(test: ast.AST, model: ScoringModel, f: Func) -> bool:
             continue
         if any(model.tlp.is_tainted(side, f) for side in sides):
             return True
+    return _after_realized_loop(test, model, f)
+
+
+def _after_realized_loop(test: ast.AST, model: ScoringModel, f: Func) -> bool:
+    """The test reads a value last set inside a loop over the realized token's own elements
+    (`for b in bytes_of_target: ...; conf = ...`), after that loop and in the same iteration
+    of the per-token loop: its value depends on which token was realized."""
+    exits = _realized_loop_values(model, f)
+    if not exits:
+        return False
+    line = getattr(test, "lineno", 0)
+    parents = model.program.parent
+    for n in ast.walk(test):
+        if not isinstance(n, ast.Name):
+            continue
+        for loop in exits.get(n.id, ()):
+            if (loop.end_lineno or 0) >= line:
+                continue
+            outer = parents.get(id(loop))
+            while outer is not None and not isinstance(outer, ast.For | ast.While):
+                outer = parents.get(id(outer))
+            if outer is not None and any(x is test for x in ast.walk(outer)):
+                return True
     return False
+
+
+def _realized_loop_values(model: ScoringModel, f: Func) -> dict[str, list[ast.For]]:
+    memo = model.__dict__.setdefault("_realized_loop_values", {})
+    hit = memo.get(id(f.node))
+    if hit is None:
+        hit = {}
+        for loop in walk_no_defs(f.node):
+            if (
+                not isinstance(loop, ast.For)
+                or (isinstance(loop.iter, ast.Call) and call_name(loop.iter) in _RANGE_CALLS)
+                or not model.target.is_tainted(loop.iter, f)
+            ):
+                continue
+            own = set(target_names(loop.target))
+            for n in ast.walk(loop):
+                if isinstance(n, ast.Assign):
+                    for t in n.targets:
+                        if isinstance(t, ast.Name) and t.id not in own:
+                            hit.setdefault(t.id, []).append(loop)
+        memo[id(f.node)] = hit
+    return hit
 
 
 def _gate_seed(expr: ast.AST, model: ScoringModel, f: Func, names: dict[int, set[str]]) -> bool:
