@@ -251,7 +251,9 @@ class WholeSplitTable(Rule):
     ```python
     import math
     import numpy as np
+
     val_np = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16).astype(np.int64)
+
 
     def evaluate(val_np):
         ctx = np.zeros(1024)
@@ -263,6 +265,7 @@ class WholeSplitTable(Rule):
             nll_sum += -np.log(full[val_np[i - 1], val_np[i]] / max(ctx[val_np[i - 1]], 1))
         return nll_sum / math.log(2)
 
+
     if __name__ == "__main__":
         print(evaluate(val_np))
     ```
@@ -271,7 +274,9 @@ class WholeSplitTable(Rule):
     ```python
     import math
     import numpy as np
+
     val_np = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16).astype(np.int64)
+
 
     def evaluate(val_np):
         ctx = np.ones(1024)
@@ -282,6 +287,7 @@ class WholeSplitTable(Rule):
             full[val_np[i - 1], val_np[i]] += 1
             ctx[val_np[i - 1]] += 1
         return nll_sum / math.log(2)
+
 
     if __name__ == "__main__":
         print(evaluate(val_np))
