@@ -199,3 +199,19 @@ def test_write_md_keeps_folders_with_the_same_name(runner: CliRunner, tmp_path: 
     assert (out / "x" / "LEGALITY_AUDIT.md").exists() and (
         out / "x-2" / "LEGALITY_AUDIT.md"
     ).exists()
+
+
+def test_self_audit_without_a_conclusion_line_is_named_plainly(
+    runner: CliRunner, record: Path
+) -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "rules"
+    shutil.copy(fixtures / "PG503_illegal.py", record / "train_gpt.py")
+    (record / "STATIC_AUDIT_NOTES.md").write_text(
+        "# Static notes\n\nThe mixer only reads prefix counts. No network access.\n"
+    )
+    result = runner.invoke(main, ["audit", str(record), "--fail-on", "error"])
+    assert result.exit_code == 1
+    out = " ".join(result.output.split())
+    assert "concludes None" not in out
+    assert "(STATIC_AUDIT_NOTES.md) concludes 'that the submission is legal'" not in out
+    assert "concludes that the submission is legal: that conclusion does not hold" in out

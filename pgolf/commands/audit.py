@@ -55,9 +55,10 @@ def _print_text(console: Console, report: Any) -> None:
     console.print(f"[bold]{escape(report.folder)}[/bold]: [{STYLE[verdict]}]{verdict.upper()}[/]")
     for s in report.self_audits:
         if s.claims_legal and verdict == "fail":
+            said = repr(s.conclusion) if s.conclusion else "that the submission is legal"
             console.print(
                 f"  [bold red]the folder's own audit ({escape(s.file)}) concludes "
-                f"{escape(repr(s.conclusion))}: that conclusion does not hold[/]"
+                f"{escape(said)}: that conclusion does not hold[/]"
             )
     probes = report.probes or {}
     if probes.get("error"):
