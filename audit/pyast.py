@@ -137,15 +137,17 @@ def tolerant_parse(text: str, max_repairs: int = 40) -> ast.Module | None:
     return None
 
 
-_WALK_CACHE: dict[int, tuple[ast.AST, list[ast.AST]]] = {}
+# walk_no_defs results are kept on the walked node itself (like audit.astcache), so they live
+# as long as their tree: a module-level cache kept earlier audits' trees alive
+_NO_DEFS = "_pgolf_no_defs"
 _STOP = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
 def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
     """ast.walk that does not descend into nested function/class definitions (memoized)."""
-    hit = _WALK_CACHE.get(id(node))
-    if hit is not None and hit[0] is node:
-        return iter(hit[1])
+    hit = node.__dict__.get(_NO_DEFS)
+    if hit is not None:
+        return iter(hit)
     out: list[ast.AST] = []
     stack = list(astcache.children(node))
     while stack:
@@ -155,10 +157,7 @@ def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
             continue
         stack.extend(astcache.children(n))
     if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.For | ast.While):
-        if len(_WALK_CACHE) > 200_000:
-            _WALK_CACHE.clear()
-        # the node itself is kept in the value, so its id cannot be reused while cached
-        _WALK_CACHE[id(node)] = (node, out)
+        setattr(node, _NO_DEFS, out)
     return iter(out)
 
 
@@ -242,7 +241,7 @@ class Program:
         for f in self.funcs:
             nodes = owned.get(id(f.node))
             if nodes is not None:
-                _WALK_CACHE[id(f.node)] = (f.node, nodes)
+                setattr(f.node, _NO_DEFS, nodes)
 
     def flow_nodes(self, f: Func) -> list[ast.AST]:
         """The nodes of `f` through which values flow (assignments, loops, calls, returns)."""
