@@ -14,6 +14,7 @@ import ast
 import dataclasses
 from typing import TYPE_CHECKING
 
+from audit import astcache
 from audit.model import Finding, Severity
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def _branch_heads(tree: ast.Module) -> list[tuple[int, int, str]]:
     from audit.rules._scoring import metric_prefix
 
     out: list[tuple[int, int, str]] = []
-    for node in ast.walk(tree):
+    for node in astcache.walk(tree):
         if not isinstance(node, ast.If):
             continue
         for call in _prints_of(node.body):

@@ -305,7 +305,7 @@ class Program:
             hit = {
                 t.id
                 for tree in self.trees.values()
-                for n in ast.walk(tree)
+                for n in astcache.walk(tree)
                 if isinstance(n, ast.Assign)
                 for t in n.targets
                 if isinstance(t, ast.Name)

@@ -339,7 +339,7 @@ def _sized_locals(model: ScoringModel, f: Func) -> set[str]:
             t.id
             for n in walk_no_defs(f.node)
             if isinstance(n, ast.Assign)
-            and any(_len_of_target(c, model, f) for c in ast.walk(n.value))
+            and any(_len_of_target(c, model, f) for c in astcache.walk(n.value))
             for t in n.targets
             if isinstance(t, ast.Name)
         }
@@ -629,7 +629,7 @@ def _after_realized_loop(test: ast.AST, model: ScoringModel, f: Func) -> bool:
         return False
     line = getattr(test, "lineno", 0)
     parents = model.program.parent
-    for n in ast.walk(test):
+    for n in astcache.walk(test):
         if not isinstance(n, ast.Name):
             continue
         for loop in exits.get(n.id, ()):
@@ -638,7 +638,7 @@ def _after_realized_loop(test: ast.AST, model: ScoringModel, f: Func) -> bool:
             outer = parents.get(id(loop))
             while outer is not None and not isinstance(outer, ast.For | ast.While):
                 outer = parents.get(id(outer))
-            if outer is not None and any(x is test for x in ast.walk(outer)):
+            if outer is not None and any(x is test for x in astcache.walk(outer)):
                 return True
     return False
 
@@ -656,7 +656,7 @@ def _realized_loop_values(model: ScoringModel, f: Func) -> dict[str, list[ast.Fo
             ):
                 continue
             own = set(target_names(loop.target))
-            for n in ast.walk(loop):
+            for n in astcache.walk(loop):
                 if isinstance(n, ast.Assign):
                     for t in n.targets:
                         if isinstance(t, ast.Name) and t.id not in own:
