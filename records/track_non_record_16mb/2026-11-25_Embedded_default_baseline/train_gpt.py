@@ -77,8 +77,8 @@ class Hyperparameters:
         self.seed = self._get("SEED", 1337)
         # training length and batch
         self.iterations = self._get("ITERATIONS", 150)
-        self.max_wallclock_seconds = self._get("MAX_WALLCLOCK_SECONDS", 140.0)
-        self.serialize_reserve_seconds = self._get("SERIALIZE_RESERVE_SECONDS", 2.0)
+        self.max_wallclock_seconds = self._get("MAX_WALLCLOCK_SECONDS", 130.0)
+        self.serialize_reserve_seconds = self._get("SERIALIZE_RESERVE_SECONDS", 5.0)
         self.train_seq_len = self._get("TRAIN_SEQ_LEN", 128)
         self.train_batch_tokens = self._get("TRAIN_BATCH_TOKENS", 8192)
         self.grad_accum_steps = self._get("GRAD_ACCUM_STEPS", 1)
@@ -152,7 +152,7 @@ class Hyperparameters:
 def newton_schulz(G: Tensor, steps: int, eps: float = 1e-7) -> Tensor:
     # G: (..., rows, cols); batched so that same-shape matrices share each matmul call.
     a, b, c = 3.4445, -4.7750, 2.0315
-    X = G.bfloat16() if G.is_cuda else G.float()
+    X = G.bfloat16()  # bf16 is plenty for an orthogonalization, and 2-3x faster
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
     tall = X.size(-2) > X.size(-1)
     if tall:
@@ -745,8 +745,12 @@ def main() -> None:
     )
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # denormal floats are ~100x slower on x86 CPUs
-    if args.num_threads > 0:  # on a shared CPU, fewer threads avoid barrier stalls
+    if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
+    elif device.type == "cpu" and os.getloadavg()[0] >= (os.cpu_count() or 1):
+        # On a CPU other jobs already fill, every OpenMP barrier waits for a descheduled
+        # thread: one thread is 2-3x faster than two there (benchmarks/RESULTS.md).
+        torch.set_num_threads(1)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -860,7 +864,7 @@ def main() -> None:
     monitor_tokens: np.ndarray | None = None
     training_ms, step = 0.0, 0
     sync()
-    t0 = time.perf_counter()
+    t0 = t_last = time.perf_counter()
     while step < args.iterations:
         if args.val_loss_every > 0 and step > 0 and step % args.val_loss_every == 0:
             # Monitoring only (tolerated by R4): printed, never used for any choice.
@@ -881,10 +885,17 @@ def main() -> None:
             t0 = time.perf_counter()
         loss = train_step(step, lr_scale(step))
         step += 1
-        elapsed_ms = training_ms + 1000.0 * (time.perf_counter() - t0)
-        if args.train_log_every > 0 and (
-            step <= 5 or step % args.train_log_every == 0 or step == args.iterations
-        ):
+        now = time.perf_counter()
+        elapsed_ms = training_ms + 1000.0 * (now - t0)
+        # Stop when one more step of the last step's length would cross the budget.
+        last_step_s, t_last = now - t_last, now
+        capped = args.max_wallclock_seconds > 0 and now - t_start + last_step_s >= train_budget
+        if distributed:
+            flag = torch.tensor(int(capped), device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            capped = bool(flag.item())
+        cadence = step <= 5 or step % max(args.train_log_every, 1) == 0 or step == args.iterations
+        if args.train_log_every > 0 and (cadence or capped):
             if distributed:  # log the global batch's loss, not rank 0's share
                 dist.all_reduce(loss, op=dist.ReduceOp.SUM)
                 loss /= world
@@ -892,11 +903,6 @@ def main() -> None:
                 f"step:{step}/{args.iterations} train_loss:{loss.item():.4f} "
                 f"train_time:{elapsed_ms:.0f}ms step_avg:{elapsed_ms / step:.2f}ms"
             )
-        capped = args.max_wallclock_seconds > 0 and time.perf_counter() - t_start >= train_budget
-        if distributed:
-            flag = torch.tensor(int(capped), device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            capped = bool(flag.item())
         if capped and step < args.iterations:
             log0(
                 f"stopping_early: wallclock_cap train_time:{elapsed_ms:.0f}ms step:{step}/{args.iterations}"
