@@ -95,6 +95,8 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     path = folder / MANIFEST_NAME
     if not path.exists():
         return None
+    if not path.is_file():
+        raise InputError(f"{path}: corrupt manifest, not a regular file")
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -177,6 +179,10 @@ def diff_files(folder: Path, recorded: dict[str, dict[str, Any]]) -> list[FileDi
             continue
         if path.is_symlink():
             diffs.append(FileDifference(rel, "symlink", "regular file", "symlink"))
+            continue
+        if not path.is_file():
+            # A FIFO or device would block or never end when read for hashing.
+            diffs.append(FileDifference(rel, "type", "regular file", "not a regular file"))
             continue
         size = path.stat().st_size
         if size != entry["size"]:

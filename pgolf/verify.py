@@ -181,6 +181,7 @@ def _check_files(report: VerifyReport, manifest: dict[str, Any] | None) -> None:
                 "size": "size differs from the manifest",
                 "sha256": "sha256 differs from the manifest",
                 "symlink": "is a symlink",
+                "type": "is not a regular file (FIFO, device or directory)",
             }[d.kind]
             report.add("files", what, "diff", d.expected, d.actual, d.file)
         if not diffs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -290,3 +291,21 @@ def test_audit_verdict_worse_than_recorded_is_a_difference(
     items = {c.item: c for c in report.differences}
     assert items["verdict equals the one recorded at packaging"].found == "fail"
     assert "PG501 train_gpt.py:3" in items["audit verdict"].found
+
+
+def test_fifo_in_the_folder_is_a_difference_not_a_hang(runner: CliRunner, folder: Path) -> None:
+    (folder / "README.md").unlink()
+    os.mkfifo(folder / "README.md")
+    report = verify_folder(folder, run_audit=False)
+    assert any(c.file == "README.md" and "regular file" in c.item for c in report.differences)
+    result = verify(runner, folder)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+
+
+def test_fifo_manifest_exits_2(runner: CliRunner, folder: Path) -> None:
+    (folder / "MANIFEST.json").unlink()
+    os.mkfifo(folder / "MANIFEST.json")
+    result = verify(runner, folder)
+    assert result.exit_code == 2
+    assert "not a regular file" in result.output
