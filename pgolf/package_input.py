@@ -8,6 +8,7 @@ Anything unusable is an InputError naming the file.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,29 @@ def _seed_entries(run_json: dict[str, Any]) -> list[dict[str, Any]]:
     return entries
 
 
+# Real record logs are at most tens of MB; anything far larger is a mistake that would be
+# copied into the record folder (and into a pull request).
+MAX_LOG_BYTES = 200_000_000
+
+
+def _refuse_unshippable_log(log_path: Path, seed: int) -> None:
+    """InputError for a seed log that must not be copied into a record folder."""
+    if log_path.is_symlink():
+        raise InputError(
+            f"{log_path}: is a symlink (to {os.readlink(log_path)}); a record ships the log itself"
+        )
+    if not log_path.exists():
+        return
+    if not log_path.is_file():
+        raise InputError(f"{log_path}: not a regular file (seed {seed})")
+    size = log_path.stat().st_size
+    if size > MAX_LOG_BYTES:
+        raise InputError(
+            f"{log_path}: {size:,} bytes, more than the {MAX_LOG_BYTES:,} a record log may be "
+            f"(seed {seed}); trim it before packaging"
+        )
+
+
 def load_run(run_dir: Path) -> RunFolder:
     """Read a `pgolf run` folder; InputError naming the file for anything unusable."""
     from pgolf.logs import parse_log
@@ -195,6 +219,7 @@ def load_run(run_dir: Path) -> RunFolder:
         if recorded and not artifact.is_file():
             candidate = Path(str(recorded))
             artifact = candidate if candidate.is_absolute() else run_dir / candidate
+        _refuse_unshippable_log(log_path, seed)
         log = None
         if status == "ok":
             if not log_path.is_file():

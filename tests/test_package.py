@@ -341,3 +341,26 @@ def test_failure_mid_assembly_leaves_nothing(
     assert "Traceback" not in result.output
     assert not record(dest).exists()
     assert not leftovers(dest)
+
+
+def test_huge_log_is_refused_not_copied(runner: CliRunner, run_dir: Path, tmp_path: Path) -> None:
+    log = run_dir / "train_seed42.log"
+    with open(log, "r+b") as fh:  # sparse: costs no disk
+        fh.truncate(3 * 1024**3)
+    result = package(runner, run_dir, tmp_path / "records", "--allow-fail", "--reason", "q")
+    assert result.exit_code == 2
+    assert "train_seed42.log" in result.output and "trim it" in result.output
+    assert not (tmp_path / "records").exists() or not list((tmp_path / "records").rglob("*.log"))
+
+
+def test_log_symlink_leaving_the_run_is_refused(
+    runner: CliRunner, run_dir: Path, tmp_path: Path
+) -> None:
+    log = run_dir / "train_seed42.log"
+    outside = tmp_path / "elsewhere.log"
+    outside.write_bytes(log.read_bytes())
+    log.unlink()
+    log.symlink_to(outside)
+    result = package(runner, run_dir, tmp_path / "records")
+    assert result.exit_code == 2
+    assert "is a symlink" in result.output
