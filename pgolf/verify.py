@@ -16,6 +16,7 @@ from typing import Any
 
 from pgolf.errors import InputError
 from pgolf.manifest import MANIFEST_NAME, diff_files, read_manifest, sha256_file
+from pgolf.submission import as_number
 
 BYTES_CAP = 16_000_000
 TIME_CAP_S = 600.0
@@ -86,19 +87,6 @@ def _close(a: float | None, b: float | None, tol: float) -> bool:
     return abs(a - b) <= tol
 
 
-def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 def find_logs(folder: Path) -> list[Path]:
     """The folder's training logs: `*.log` at the top and `*.log`/`*.txt` one level down."""
     logs = sorted(p for p in folder.glob("*.log") if p.is_file())
@@ -131,8 +119,8 @@ def seed_results(submission: dict[str, Any]) -> dict[int, dict[str, Any]]:
             continue
         if isinstance(value, dict):
             out[seed] = value
-        elif _as_float(value) is not None:
-            out[seed] = {"val_bpb": _as_float(value)}
+        elif as_number(value) is not None:
+            out[seed] = {"val_bpb": as_number(value)}
     return out
 
 
@@ -412,7 +400,7 @@ def _check_statistics(
         found=f"mean {_fmt(mean_bpb)} std {_fmt(std_bpb)}",
     )
     if submission is not None:
-        claimed = _as_float(submission.get("val_bpb"))
+        claimed = as_number(submission.get("val_bpb"))
         if claimed is None:
             report.add(
                 "statistics",
@@ -431,7 +419,7 @@ def _check_statistics(
                 _fmt(claimed),
                 "submission.json",
             )
-        claimed_loss = _as_float(submission.get("val_loss"))
+        claimed_loss = as_number(submission.get("val_loss"))
         if claimed_loss is not None and mean_loss is not None:
             report.add(
                 "statistics",
@@ -441,7 +429,7 @@ def _check_statistics(
                 _fmt(claimed_loss),
                 "submission.json",
             )
-        claimed_std = _as_float(submission.get("val_bpb_std"))
+        claimed_std = as_number(submission.get("val_bpb_std"))
         if claimed_std is not None and std_bpb is not None:
             report.add(
                 "statistics",
@@ -464,7 +452,7 @@ def _check_statistics(
                 )
                 continue
             for key in ("val_bpb", "val_loss"):
-                value = _as_float(entry.get(key))
+                value = as_number(entry.get(key))
                 if value is not None:
                     actual = getattr(log, key)
                     report.add(
@@ -478,7 +466,7 @@ def _check_statistics(
     if manifest is not None:
         stats = manifest.get("statistics") or {}
         for key, actual in (("val_bpb_mean", mean_bpb), ("val_bpb_std", std_bpb)):
-            value = _as_float(stats.get(key))
+            value = as_number(stats.get(key))
             report.add(
                 "statistics",
                 f"MANIFEST {key}",
@@ -521,8 +509,8 @@ def _check_caps(
     track = str((submission or {}).get("track") or "")
     record = track in ("", RECORD_TRACK)
     code = _code_bytes(folder)
-    if submission is not None and _as_float(submission.get("bytes_code")) is not None:
-        claimed = int(_as_float(submission["bytes_code"]) or 0)
+    if submission is not None and as_number(submission.get("bytes_code")) is not None:
+        claimed = int(as_number(submission["bytes_code"]) or 0)
         report.add(
             "caps",
             "submission bytes_code = code bytes as shipped",
@@ -603,8 +591,8 @@ def _check_caps(
                     f"<= {TIME_CAP_S:.0f}",
                     f"{value:.1f} s",
                 )
-    if submission is not None and totals and _as_float(submission.get("bytes_total")) is not None:
-        claimed_total = int(_as_float(submission["bytes_total"]) or 0)
+    if submission is not None and totals and as_number(submission.get("bytes_total")) is not None:
+        claimed_total = int(as_number(submission["bytes_total"]) or 0)
         # bytes_total is the max over seeds in pgolf's submissions; some upstream ones use the mean.
         accepted = {max(totals), round(sum(totals) / len(totals))}
         report.add(
