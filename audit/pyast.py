@@ -173,7 +173,8 @@ class Func:
     parent: Func | None = None
 
 
-def _params(node: FuncNode) -> list[str]:
+def param_names(node: FuncNode) -> list[str]:
+    """Every parameter name of a function, in signature order (*args and **kwargs included)."""
     a = node.args
     names = [p.arg for p in a.posonlyargs + a.args]
     if a.vararg:
@@ -228,7 +229,7 @@ class Program:
             owned[id(owner.node)].append(node)
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 q = f"{prefix}{node.name}"
-                f = Func(file, node.name, q, node, _params(node), owner)
+                f = Func(file, node.name, q, node, param_names(node), owner)
                 self._add(f)
                 owned[id(node)] = []
                 stack.extend((c, node, f, q + ".") for c in astcache.children(node))

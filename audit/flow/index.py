@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit import astcache
+from audit.pyast import param_names
 
 FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -88,17 +89,6 @@ class ClassInfo:
     methods: dict[str, FunctionInfo] = field(default_factory=dict)
 
 
-def _params(node: FuncNode) -> list[str]:
-    a = node.args
-    names = [p.arg for p in a.posonlyargs + a.args]
-    if a.vararg:
-        names.append(a.vararg.arg)
-    names += [p.arg for p in a.kwonlyargs]
-    if a.kwarg:
-        names.append(a.kwarg.arg)
-    return names
-
-
 class ProgramIndex:
     """Every function/class of every parsed file, plus parent links for statement lookup."""
 
@@ -140,7 +130,7 @@ class ProgramIndex:
                     file=file,
                     node=stmt,
                     cls=cls.name if cls else None,
-                    params=_params(stmt),
+                    params=param_names(stmt),
                 )
                 self.functions[info.qualname] = info
                 if cls is not None:
