@@ -13,6 +13,7 @@ from audit import astcache, facts
 from audit.claims import claimed_bytes, claimed_times, num
 from audit.context import AuditContext
 from audit.model import Finding, Rule, Severity, register
+from audit.rules._valwork import pre_artifact_phases, train_work, val_work
 
 CAP = int(facts.BYTES_CAP.limit)
 ARTIFACT_SUFFIXES = (".ptz", ".pt", ".pth", ".int8", ".zst", ".xz", ".lzma")
@@ -508,51 +509,6 @@ class EvalTimeOverCap(_TimeCap):
     what = "evaluation time"
 
 
-def pre_artifact_work(ctx: AuditContext, log: Any) -> list[tuple[int, str, float]]:
-    """Timed phases between the training loop's end and the artifact: (line, text, seconds).
-
-    Per phase (the line prefix before ':'), a "total"/"done" line wins over per-step lines.
-    """
-    lines: list[tuple[int, str]] = []
-    stop = end = None
-    try:
-        with (ctx.folder / ctx.relpath(log.path)).open("rb") as fh:
-            for n, raw in enumerate(fh, start=1):
-                text = raw[:2048].decode("utf-8", errors="replace").strip()
-                if facts.TRAIN_STOP_LINE.search(text):
-                    stop, lines, end = n, [], None
-                elif stop is not None and facts.ARTIFACT_LINE.search(text):
-                    end = n  # the last one is the artifact (the first may be the raw model)
-                elif stop is not None and len(lines) < 50_000:
-                    lines.append((n, text))
-    except OSError:
-        return []
-    if stop is None or end is None:
-        return []
-    lines = [(n, text) for n, text in lines if n < end]
-    phases: dict[str, list[tuple[int, str, float, bool]]] = {}
-    for n, text in lines:
-        if facts.NOT_TRAIN_WORK.search(text):
-            continue
-        m = facts.PHASE_DURATION.search(text)
-        if not m:
-            continue
-        seconds = float(m.group(1)) / (1000.0 if m.group(2).lower() == "ms" else 1.0)
-        prefix = text.split(":", 1)[0] if ":" in text[:40] else text.split(" ", 1)[0]
-        total = bool(re.search(r"total|done", text, re.I))
-        phases.setdefault(prefix.lower(), []).append((n, text, seconds, total))
-    out = []
-    for items in phases.values():
-        totals = [i for i in items if i[3]]
-        if totals:
-            n, text, seconds, _ = max(totals, key=lambda i: i[2])
-            out.append((n, text, seconds))
-        else:
-            n, text, _, _ = max(items, key=lambda i: i[2])
-            out.append((n, text, sum(i[2] for i in items)))
-    return out
-
-
 @register
 class WorkBeforeArtifactOverCap(Rule):
     """Timed training work after the training loop pushes the time before the artifact over 600 s.
@@ -560,9 +516,10 @@ class WorkBeforeArtifactOverCap(Rule):
     ## What it does
     Reads the log between the end of the training loop (the wallclock stop or the last
     progress line) and the serialized artifact, and adds the timed phases it reports there
-    (GPTQ/Hessian calibration, pre-quantization fine-tuning, table building; not diagnostic
-    evaluations or the compression itself) to the logged training time. A warning when the
-    sum is over 600 s by more than 5 s.
+    (GPTQ/Hessian calibration, fine-tuning, table building; not diagnostic evaluations or
+    the compression itself) to the logged training time. A warning when the sum is over 600 s
+    by more than 5 s. Phases printed by code that works on validation data are evaluation
+    work and count towards R3 instead (PG214).
 
     ## Why is this bad?
     Everything before the artifact is written counts towards the training budget (R2); a
@@ -571,7 +528,7 @@ class WorkBeforeArtifactOverCap(Rule):
     ## Illegal example
     ```text
     stopping_early: wallclock_cap train_time:588000ms step:4534/20000
-    prequant_ttt:done total_time=523.0s
+    ngram_tables:built 12 orders in 96.0s
     Serialized model int6+brotli: 15931373 bytes
     ```
 
@@ -604,11 +561,12 @@ class WorkBeforeArtifactOverCap(Rule):
             train = num(getattr(log, "train_time_s", None))
             if train is None or train > limit:
                 continue  # PG211 reports a loop that is itself over the cap
-            work = pre_artifact_work(ctx, log)
-            extra = sum(w[2] for w in work)
+            work = train_work(pre_artifact_phases(ctx, log))
+            extra = sum(w.seconds for w in work)
             if not work or train + extra <= limit:
                 continue
-            line, text, _ = max(work, key=lambda w: w[2])
+            longest = max(work, key=lambda w: w.seconds)
+            line, text = longest.line, longest.text
             rel = ctx.relpath(log.path)
             yield self.finding(
                 file=rel,
@@ -618,4 +576,85 @@ class WorkBeforeArtifactOverCap(Rule):
                 train=train,
                 extra=extra,
                 total=train + extra,
+            )
+
+
+@register
+class ValWorkOverEvalCap(_TimeCap):
+    """Work on validation data before the artifact pushes the evaluation time over 600 s.
+
+    ## What it does
+    Finds the functions that work on validation data before the artifact is written (a
+    gradient step on validation data, PG301/PG602; validation data handed to calibration,
+    PG302), reads the lines they (or their caller, right after calling them) print between
+    the end of the training loop and the artifact, and adds the durations those lines report
+    to the logged evaluation time. Each added time is cited with its log line. An error on
+    the record track when the sum is over 600 s by more than 5 s (PG212 reports a logged
+    evaluation that is itself over the cap).
+
+    ## Why is this bad?
+    Training never sees validation data (R4), so work on it is evaluation work wherever the
+    script runs it, and it counts towards the evaluation budget (R3): fine-tuning on the
+    validation tokens for 520 s before serializing, then a 115 s sliding-window evaluation,
+    is a 635 s evaluation.
+
+    ## Illegal example
+    ```text
+    train_seed42.log:169  prequant_ttt:done total_time=523.0s   (printed by a function that
+                          runs AdamW steps on val_tokens before torch.save)
+    train_seed42.log:184  final_sliding_window val_loss:2.85 val_bpb:1.0397 eval_time:115343ms
+    ```
+
+    ## Legal example
+    ```text
+    train_seed42.log:169  finetune:done total_time=40.0s        (AdamW steps on train shards)
+    train_seed42.log:184  final_sliding_window val_loss:2.85 val_bpb:1.0397 eval_time:515343ms
+    ```
+
+    ## References
+    - RULES.md R3 and R4 (docs/rules.md): test-time training counts towards evaluation.
+    """
+
+    id = "PG214"
+    name = "val-work-over-eval-cap"
+    condition = "R3"
+    message = (
+        "{where}: {logged} + {extra:.1f} s of work on validation data before the artifact "
+        "({added}) = {value:.1f} s of evaluation, over the 600 s cap"
+    )
+    cap = facts.EVAL_TIME_CAP
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        limit = self.cap.limit + facts.TIME_TOLERANCE_S
+        claimed = {id(lg) for lg in ctx.claim_runs(headline=True)}
+        for log in ctx.runs():
+            logged = num(getattr(log, "eval_time_s", None))
+            if logged is not None and logged > limit:
+                continue  # PG212 reports an evaluation that is itself over the cap
+            work = val_work(pre_artifact_phases(ctx, log))
+            extra = sum(w.seconds for w in work)
+            value = (logged or 0.0) + extra
+            if not work or value <= self.cap.limit:
+                continue
+            rel = ctx.relpath(log.path)
+            in_claim = id(log) in claimed
+            added = ", ".join(
+                f"`{w.val_function}` {w.seconds:.1f} s at line {w.line}" for w in work
+            )
+            eval_line, eval_text = ctx.log_line(log, facts.EVAL_TIME_LINES)
+            cited = [f"{rel}:{w.line}: {w.text}" for w in work]
+            if logged is not None and eval_line is not None:
+                cited.append(f"{rel}:{eval_line}: {eval_text}")
+            yield self.finding(
+                file=rel,
+                line=work[0].line,
+                evidence="\n".join(cited),
+                severity=self._severity(ctx, value, in_claim),
+                where=rel + ("" if in_claim else " (a log outside the claim)"),
+                logged=f"{logged:.1f} s of logged evaluation"
+                if logged is not None
+                else "no logged evaluation time",
+                extra=extra,
+                added=added,
+                value=value,
             )
