@@ -132,6 +132,16 @@ PHASE_DURATION = re.compile(
     r"(?:\bin|\btook|time|elapsed)\s*[=:]?\s*(\d+(?:\.\d+)?)\s*(ms|s)\b", re.I
 )
 
+# C2: the score is bits per UTF-8 byte of the validation split, so `val_bpb = val_loss / ln 2 *
+# tokens / bytes` with `bytes` the split's own byte count, whatever the tokenizer. The logs
+# (val_loss, val_bpb, val tokens) of each of the ~60 valid record folders checked give
+# 151.07-151.08 M bytes (sp1024, sp4096, sp8192, CaseOps with byte sidecars alike); the first
+# data release (2026-03-17, 63.78 M sp1024 tokens) had 155.77 M. A byte count more than 1% off
+# reports a wrong score (PG115).
+VAL_SPLIT_BYTES: tuple[int, ...] = (151_080_000, 155_770_000)
+VAL_BYTES_TOLERANCE = 0.01
+VAL_TOKENS_LINE = re.compile(r"\bval_tokens[:=]\s*(\d+)|^val_loader:.*\btokens:\s*(\d+)")
+
 # R8: how the log reports its compressed code size (code counted at its packed size).
 COMPRESSED_CODE_LINE = re.compile(r"code size \(compressed\)[^0-9]*(\d+)\s*bytes", re.I)
 UNCOMPRESSED_CODE_LINE = re.compile(r"code size(?: \(uncompressed\))?:\s*(\d+)\s*bytes", re.I)
