@@ -15,7 +15,10 @@ main (the script refuses to run otherwise).
   the logs. A valid claim *fails* when its report has any unsuppressed error finding.
 
 Folders are copied from ``refs/pull/N/head`` of the mirror (``PGOLF_MIRROR``) into
-``$PGOLF_HELDOUT_CACHE/fresh`` (default ``/tmp/pgolf-heldout/fresh``), never into the repository.
+``$PGOLF_HELDOUT_CACHE/fresh/<pr>/<folder path>`` (default ``/tmp/pgolf-heldout``), never into the
+repository. The copy keeps the ``records/<track>/`` part of the path, as in an upstream checkout:
+the auditor reads the track from it when submission.json has no ``track``. ``--flat`` copies to
+``fresh/<pr>/<folder name>`` instead, the layout of the first run (2026-11-25), which loses it.
 
     PGOLF_MIRROR=/work/.mirror/openai+parameter-golf/repo python benchmarks/audit_fresh.py -v
 """
@@ -76,10 +79,11 @@ def check_disjoint(rows: list[Fresh], mirror: Path, labels_path: Path) -> None:
             raise SystemExit(f"#{r.pr} {r.folder} is not fresh (dev, first held-out or merged)")
 
 
-def run(rows: list[Fresh], mirror: Path, verbose: bool) -> list[dict]:
+def run(rows: list[Fresh], mirror: Path, verbose: bool, flat: bool = False) -> list[dict]:
     out = []
     for r in rows:
-        dest = cache_root() / "fresh" / str(r.pr) / Path(r.folder).name
+        base = cache_root() / ("fresh-flat" if flat else "fresh") / str(r.pr)
+        dest = base / Path(r.folder).name if flat else base / r.folder
         local = copy_folder(mirror, f"refs/pull/{r.pr}/head", r.folder, dest)
         row: dict = {"pr": r.pr, "folder": r.folder, "verdict": r.verdict}
         if local is None:
@@ -155,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="dev labels TSV")
     parser.add_argument("--only", default="", help="comma-separated PR numbers to audit")
     parser.add_argument("--json", type=Path, default=None, help="write per-claim results here")
+    parser.add_argument(
+        "--flat", action="store_true", help="copy to <pr>/<folder name> (drops the track dir)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every claim")
     args = parser.parse_args(argv)
     mirror = os.environ.get("PGOLF_MIRROR")
@@ -167,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {int(x) for x in args.only.split(",") if x.strip()}
         rows = [r for r in rows if r.pr in wanted]
     t0 = time.perf_counter()
-    results = run(rows, Path(mirror), args.verbose)
+    results = run(rows, Path(mirror), args.verbose, args.flat)
     summarise(results)
     print(f"\nelapsed {time.perf_counter() - t0:.1f}s")
     if args.json:
