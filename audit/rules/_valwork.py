@@ -127,19 +127,15 @@ def val_work_prefixes(ctx: AuditContext) -> dict[str, str]:
     work on validation data before the artifact (gradient steps, calibration): the lines it
     prints, and those its callers print right after calling it."""
     try:
-        from audit.flow.adapt import is_throwaway, val_updates
         from audit.phases import TRAIN, analyze, deep_recursion
+        from audit.rules._phase_rule import before_artifact_updates
         from audit.rules.data_separation import _calibration_functions
 
         with deep_recursion():
             pm = analyze(ctx)
             if "val_work_prefixes" in pm.memo:
                 return dict(pm.memo["val_work_prefixes"])
-            funcs: list[Any] = [
-                u.func
-                for u in val_updates(pm)
-                if u.func is not None and TRAIN in u.phases and not is_throwaway(u.func, u.node)
-            ]
+            funcs: list[Any] = [u.func for u in before_artifact_updates(pm) if u.func is not None]
             for cal in _calibration_functions(pm):
                 for edge in pm.val.callers_with_taint(cal):
                     if pm.is_reached(edge.call) and TRAIN in pm.phases_of(edge.call):

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from audit import astcache
-from audit.flow.adapt import is_throwaway, val_updates
 from audit.flow.index import FunctionInfo
 from audit.folder import read_text
 from audit.model import Finding, Rule, Severity, register
-from audit.phases import EVAL, TRAIN, PhaseModel, analyze, deep_recursion
+from audit.phases import EVAL, TRAIN, PhaseModel, analyze
+from audit.rules._phase_rule import PhaseRule, before_artifact_updates, func_name, site_finding
 
 if TYPE_CHECKING:
     from audit.context import AuditContext
@@ -37,12 +37,8 @@ def _note(pm: PhaseModel, node: ast.AST) -> str:
     return f" ({n})" if n else ""
 
 
-def _fname(fn: FunctionInfo | None) -> str:
-    return fn.name if fn else "<module>"
-
-
 @register
-class ValGradientInTraining(Rule):
+class ValGradientInTraining(PhaseRule):
     """Validation data feeds a gradient step before the artifact is written.
 
     ## What it does
@@ -107,23 +103,10 @@ class ValGradientInTraining(Rule):
     severity = Severity.ERROR
     message = "validation data reaches a gradient step before serialization in `{func}`{note}"
 
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
-
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
-        for upd in val_updates(pm):
-            if TRAIN not in upd.phases or is_throwaway(upd.func, upd.node):
-                continue
-            yield self.finding(
-                file=upd.file,
-                line=upd.node.lineno,
-                function=_fname(upd.func),
-                evidence=pm.line_text(upd.file, upd.node.lineno),
-                func=_fname(upd.func),
-                note=_note(pm, upd.node),
-            )
+        for upd in before_artifact_updates(pm):
+            yield site_finding(self, pm, upd.file, upd.node, upd.func, note=_note(pm, upd.node))
 
 
 def _calibration_functions(pm: PhaseModel) -> list[FunctionInfo]:
@@ -178,7 +161,7 @@ def _is_gram(n: ast.AST) -> bool:
 
 
 @register
-class ValCalibration(Rule):
+class ValCalibration(PhaseRule):
     """Validation data reaches calibration (GPTQ/Hessian statistics, quantization scales).
 
     ## What it does
@@ -243,10 +226,6 @@ class ValCalibration(Rule):
     severity = Severity.ERROR
     message = "validation data passed to calibration `{callee}` before serialization{note}"
 
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
-
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         yield from (f for f, _ in _calibration_findings(self, pm))
@@ -269,7 +248,7 @@ def _calibration_findings(rule: Rule, pm: PhaseModel) -> list[tuple[Finding, ast
             f = rule.finding(
                 file=file,
                 line=call.lineno,
-                function=_fname(edge.caller),
+                function=func_name(edge.caller),
                 evidence=pm.line_text(file, call.lineno),
                 callee=cal.name,
                 note=_note(pm, call),
@@ -279,7 +258,7 @@ def _calibration_findings(rule: Rule, pm: PhaseModel) -> list[tuple[Finding, ast
 
 
 @register
-class ValStoredInArtifact(Rule):
+class ValStoredInArtifact(PhaseRule):
     """Validation tokens or values computed from them are written into the artifact.
 
     ## What it does
@@ -328,10 +307,6 @@ class ValStoredInArtifact(Rule):
     severity = Severity.ERROR
     message = "serialized payload carries validation data (`{expr}`){note}"
 
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
-
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         if _calibration_findings(ValCalibration(), pm):
@@ -356,7 +331,7 @@ class ValStoredInArtifact(Rule):
                 yield self.finding(
                     file=occ.file,
                     line=n.lineno,
-                    function=_fname(occ.func),
+                    function=func_name(occ.func),
                     evidence=pm.line_text(occ.file, n.lineno),
                     expr=ast.unparse(n.args[0])[:80],
                     note=_note(pm, n),
@@ -434,7 +409,7 @@ def _selects(pm: PhaseModel, body: list[ast.stmt], occ_func: FunctionInfo | None
 
 
 @register
-class ValSelection(Rule):
+class ValSelection(PhaseRule):
     """A choice made during training depends on a validation score (early stopping, pick).
 
     ## What it does
@@ -495,10 +470,6 @@ class ValSelection(Rule):
     severity = Severity.ERROR
     message = "training-phase decision depends on a validation score: `{expr}`{note}"
 
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
-
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         if pm.trace.serialize is None:
@@ -525,7 +496,7 @@ class ValSelection(Rule):
             yield self.finding(
                 file=occ.file,
                 line=s.lineno,
-                function=_fname(occ.func),
+                function=func_name(occ.func),
                 evidence=pm.line_text(occ.file, s.lineno),
                 expr=ast.unparse(s.test)[:80],
                 note=_note(pm, s),
@@ -533,7 +504,7 @@ class ValSelection(Rule):
 
 
 @register
-class TrainDataAtEval(Rule):
+class TrainDataAtEval(PhaseRule):
     """Training shards are read after the artifact is loaded (evaluation-time train data).
 
     ## What it does
@@ -593,10 +564,6 @@ class TrainDataAtEval(Rule):
     severity = Severity.WARNING
     message = "training data read after the artifact is written: `{expr}`{note}"
 
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
-
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         if pm.trace.serialize is None:
@@ -633,7 +600,7 @@ class TrainDataAtEval(Rule):
                     yield self.finding(
                         file=occ.file,
                         line=n.lineno,
-                        function=_fname(occ.func),
+                        function=func_name(occ.func),
                         evidence=pm.line_text(occ.file, n.lineno),
                         expr=ast.unparse(n)[:80],
                         note=_note(pm, n),
@@ -654,7 +621,7 @@ _ALIAS = re.compile(r"\b(ln|cp|mv|rsync|install)\b[^\n]*fineweb_val_[^\n]*finewe
 
 
 @register
-class ValAliasedAsTrain(Rule):
+class ValAliasedAsTrain(PhaseRule):
     """The run command or a setup script makes the validation shard the training data.
 
     ## What it does
@@ -694,10 +661,6 @@ class ValAliasedAsTrain(Rule):
     condition = "R4"
     severity = Severity.ERROR
     message = "validation shard used as training data: `{expr}`"
-
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
 
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         texts: list[tuple[str, str]] = []

@@ -19,8 +19,9 @@ from audit.flow.adapt import (
     val_count_updates,
     val_updates,
 )
-from audit.model import Finding, Rule, Severity, register
-from audit.phases import EVAL, TRAIN, UNKNOWN, PhaseModel, analyze, deep_recursion
+from audit.model import Finding, Severity, register
+from audit.phases import EVAL, UNKNOWN, PhaseModel, analyze
+from audit.rules._phase_rule import PhaseRule, before_artifact_updates, site_finding
 
 if TYPE_CHECKING:
     from audit.context import AuditContext
@@ -54,7 +55,7 @@ def _eval_side(ctx: AuditContext) -> Iterator[tuple[PhaseModel, Update, str]]:
 
 
 @register
-class AdaptBeforeScore(Rule):
+class AdaptBeforeScore(PhaseRule):
     """Test-time training on validation tokens before those tokens are scored.
 
     ## What it does
@@ -125,10 +126,6 @@ class AdaptBeforeScore(Rule):
     severity = Severity.ERROR
     message = "model adapted on validation tokens {how} in `{func}`{note}"
 
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
-
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         for problem in analyze(ctx).problems:
             yield self.finding(severity=Severity.INFO, message=f"C3 not checked: {problem}")
@@ -140,21 +137,20 @@ class AdaptBeforeScore(Rule):
                 if verdict == "epochs"
                 else "before they are scored (no score-first loop)"
             )
-            func = upd.func.name if upd.func else "<module>"
-            yield self.finding(
-                file=upd.file,
-                line=upd.node.lineno,
-                function=func,
-                evidence=pm.line_text(upd.file, upd.node.lineno),
+            yield site_finding(
+                self,
+                pm,
+                upd.file,
+                upd.node,
+                upd.func,
                 how=how,
-                func=func,
                 note=_suffix(pm, upd),
                 severity=_severity(upd),
             )
 
 
 @register
-class PreQuantValAdaptation(Rule):
+class PreQuantValAdaptation(PhaseRule):
     """Gradient steps on validation data before the artifact is written (pre-quant TTT).
 
     ## What it does
@@ -219,28 +215,14 @@ class PreQuantValAdaptation(Rule):
     severity = Severity.ERROR
     message = "gradient step on validation data before the artifact is written, in `{func}`{note}"
 
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
-
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
-        for upd in val_updates(pm):
-            if TRAIN not in upd.phases or is_throwaway(upd.func, upd.node):
-                continue
-            func = upd.func.name if upd.func else "<module>"
-            yield self.finding(
-                file=upd.file,
-                line=upd.node.lineno,
-                function=func,
-                evidence=pm.line_text(upd.file, upd.node.lineno),
-                func=func,
-                note=_suffix(pm, upd),
-            )
+        for upd in before_artifact_updates(pm):
+            yield site_finding(self, pm, upd.file, upd.node, upd.func, note=_suffix(pm, upd))
 
 
 @register
-class SlotOnScoredPositions(Rule):
+class SlotOnScoredPositions(PhaseRule):
     """SLOT-style delta optimised on the very positions it then scores.
 
     ## What it does
@@ -313,28 +295,23 @@ class SlotOnScoredPositions(Rule):
     severity = Severity.ERROR
     message = "delta optimised on validation targets before they are scored, in `{func}`{note}"
 
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
-
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         for pm, upd, _verdict in _eval_side(ctx):
             if not is_slot(upd.func):
                 continue
-            func = upd.func.name if upd.func else "<module>"
-            yield self.finding(
-                file=upd.file,
-                line=upd.node.lineno,
-                function=func,
-                evidence=pm.line_text(upd.file, upd.node.lineno),
-                func=func,
+            yield site_finding(
+                self,
+                pm,
+                upd.file,
+                upd.node,
+                upd.func,
                 note=_suffix(pm, upd),
                 severity=_severity(upd),
             )
 
 
 @register
-class CountsBeforeScore(Rule):
+class CountsBeforeScore(PhaseRule):
     """Cache or count statistics built from validation tokens before those tokens are scored.
 
     ## What it does
@@ -391,10 +368,6 @@ class CountsBeforeScore(Rule):
     severity = Severity.WARNING
     message = "statistics updated from validation tokens before they are scored, in `{func}`"
 
-    def check(self, ctx: AuditContext) -> Iterator[Finding]:
-        with deep_recursion():
-            yield from self._check(ctx)
-
     def _check(self, ctx: AuditContext) -> Iterator[Finding]:
         pm = analyze(ctx)
         for upd in val_count_updates(pm):
@@ -402,12 +375,4 @@ class CountsBeforeScore(Rule):
                 continue  # training-phase tables are R4's business (PG303)
             if looked_up_first(pm, upd) or scored_first(pm, upd.node, upd.func) == "legal":
                 continue
-            line = getattr(upd.node, "lineno", 0)
-            func = upd.func.name if upd.func else "<module>"
-            yield self.finding(
-                file=upd.file,
-                line=line,
-                function=func,
-                evidence=pm.line_text(upd.file, line),
-                func=func,
-            )
+            yield site_finding(self, pm, upd.file, upd.node, upd.func)
