@@ -102,9 +102,9 @@ def _printed_prefixes(nodes: list[ast.AST], scope: ast.AST) -> set[str]:
     return out
 
 
-def _after_call(pm: Any, call: ast.Call, defined: set[str]) -> list[ast.stmt]:
-    """Statements right after the one holding `call`, up to the next call of another
-    submission function: where a caller reports how long the call took."""
+def _timed_by_caller(pm: Any, call: ast.Call) -> list[ast.stmt]:
+    """Prints right after the statement holding `call` that read a clock the caller started
+    just before it (`t = time.perf_counter(); adapt(...); log(f"ttt:elapsed={...t...}")`)."""
     stmt = pm.statement_of(call)
     parent = pm.index.parent.get(id(stmt)) if stmt is not None else None
     for name in ("body", "orelse", "finalbody"):
@@ -112,12 +112,20 @@ def _after_call(pm: Any, call: ast.Call, defined: set[str]) -> list[ast.stmt]:
         if not isinstance(block, list) or not any(s is stmt for s in block):
             continue
         i = next(k for k, s in enumerate(block) if s is stmt)
+        clocks = {
+            t.id
+            for s in block[max(0, i - 3) : i]
+            if isinstance(s, ast.Assign)
+            for t in s.targets
+            if isinstance(t, ast.Name)
+        }
         out: list[ast.stmt] = []
-        for s in block[i + 1 : i + 4]:
-            calls = [n for n in astcache.walk(s) if isinstance(n, ast.Call) and not _is_print(n)]
-            if any(getattr(c.func, "id", getattr(c.func, "attr", None)) in defined for c in calls):
+        for s in block[i + 1 : i + 5]:
+            if not isinstance(s, ast.Expr | ast.If):  # synchronize(), `if dist: barrier()`
                 break
-            out.append(s)
+            names = {n.id for n in astcache.walk(s) if isinstance(n, ast.Name)}
+            if isinstance(s, ast.Expr) and _is_print(s.value) and clocks & names:
+                out.append(s)
         return out
     return []
 
@@ -125,7 +133,7 @@ def _after_call(pm: Any, call: ast.Call, defined: set[str]) -> list[ast.stmt]:
 def val_work_prefixes(ctx: AuditContext) -> dict[str, str]:
     """Line prefix -> name of the function whose work it times, for every function that does
     work on validation data before the artifact (gradient steps, calibration): the lines it
-    prints, and those its callers print right after calling it."""
+    prints, and those its callers print right after it from a clock started just before it."""
     try:
         from audit.phases import TRAIN, analyze, deep_recursion
         from audit.rules._phase_rule import before_artifact_updates
@@ -141,14 +149,13 @@ def val_work_prefixes(ctx: AuditContext) -> dict[str, str]:
                     if pm.is_reached(edge.call) and TRAIN in pm.phases_of(edge.call):
                         funcs.append(cal)
                         break
-            defined = {f.name for f in pm.index.iter_functions()} - _PRINTS
             out: dict[str, str] = {}
             for fn in funcs:
                 for prefix in _printed_prefixes([fn.node], fn.node):
                     out.setdefault(prefix, fn.name)
                 for edge in pm.val.callers_with_taint(fn):
                     scope = edge.caller.node if edge.caller else edge.call
-                    after = _after_call(pm, edge.call, defined - {fn.name})
+                    after = _timed_by_caller(pm, edge.call)
                     for prefix in _printed_prefixes(list(after), scope):
                         out.setdefault(prefix, fn.name)
             pm.memo["val_work_prefixes"] = dict(out)

@@ -586,9 +586,10 @@ class ValWorkOverEvalCap(_TimeCap):
     ## What it does
     Finds the functions that work on validation data before the artifact is written (a
     gradient step on validation data, PG301/PG602; validation data handed to calibration,
-    PG302), reads the lines they (or their caller, right after calling them) print between
-    the end of the training loop and the artifact, and adds the durations those lines report
-    to the logged evaluation time. Each added time is cited with its log line. An error on
+    PG302), reads the lines they print between the end of the training loop and the artifact
+    (and those their caller prints right after the call from a clock started just before it),
+    and adds the durations to the logged evaluation time, once per function (a growing
+    per-epoch clock is cumulative). Each added time is cited with its log line. An error on
     the record track when the sum is over 600 s by more than 5 s (PG212 reports a logged
     evaluation that is itself over the cap).
 
