@@ -13,7 +13,16 @@ from collections.abc import Iterable
 
 from audit import astcache
 from audit.model import Finding, Rule, Severity, register
-from audit.pyast import Func, call_name, expr_text, local_flow, mentions, walk_no_defs
+from audit.pyast import (
+    Func,
+    call_name,
+    dotted,
+    expr_text,
+    local_flow,
+    mentions,
+    target_names,
+    walk_no_defs,
+)
 from audit.rules._scoring import ScoringModel, analyze
 
 _ATTN_CALLS = frozenset(
@@ -36,13 +45,18 @@ class NonCausalAttention(Rule):
 
     ## What it does
     Flags attention calls that switch causality off (`is_causal=False` / `causal=False`
-    without any mask) in code the configuration runs after training.
+    with no mask, an explicit `attn_mask=None` included) in code the configuration runs after
+    training, when the keys come from the states the function is given (token states), not
+    only from learned parameters.
 
     ## Why is this bad?
     Without a causal mask every position attends to later tokens, including the token it is
-    scored on: the score of x_t then depends on x_t and its future (C1). It is a warning for
-    review: a bidirectional model scored through a proper bound on masked inputs (a
-    diffusion ELBO) does not see the tokens it scores.
+    scored on: the score of x_t then depends on x_t and its future (C1). In a model whose
+    other attention is causal (scored left to right), such a call pools information across
+    positions (a "workspace" of slots reading the whole sequence and writing back) and is an
+    error. In a model with no causal attention at all it is a warning for review: a
+    bidirectional model scored through a proper bound on masked inputs (a diffusion ELBO) does
+    not see the tokens it scores.
 
     ## Illegal example
     ```python
@@ -71,31 +85,112 @@ class NonCausalAttention(Rule):
     id = "PG401"
     name = "non-causal-attention"
     condition = "C1"
-    # A review, not a verdict: bidirectional models scored through a proper bound on masked
-    # inputs (e.g. a diffusion ELBO) never see the tokens they score.
+    # A review, not a verdict, unless the model is otherwise causal: bidirectional models
+    # scored through a proper bound on masked inputs (e.g. a diffusion ELBO) never see the
+    # tokens they score.
     severity = Severity.WARNING
     message = "attention called without a causal mask: `{expr}`"
+    pooled_message = (
+        "attention without a causal mask over the token states of a model that is otherwise "
+        "causal: every position sees later tokens: `{expr}`"
+    )
 
     def check(self, ctx: object) -> Iterable[Finding]:
         model = analyze(ctx)  # type: ignore[arg-type]
+        hits: list[tuple[Func, ast.Call]] = []
+        causal: set[str] = set()  # files whose model also attends causally
         for f in model.functions():
-            src = model.sources.get(f.file, "")
             for n in walk_no_defs(f.node):
                 if not (isinstance(n, ast.Call) and call_name(n) in _ATTN_CALLS):
                     continue
-                kws = {k.arg: k.value for k in n.keywords if k.arg}
-                flag = kws.get("is_causal", kws.get("causal"))
+                flag = _causal_flag(n)
+                if isinstance(flag, ast.Constant) and flag.value is True:
+                    if model.live(f, n):
+                        causal.add(f.file)
+                    continue
                 if not (isinstance(flag, ast.Constant) and flag.value is False):
                     continue
-                if "attn_mask" in kws or len(n.args) >= 4 or not model.live(f, n):
+                if _masked(n) or not _keys_from_inputs(f, n) or not model.live(f, n):
                     continue
-                yield self.finding(
-                    file=f.file,
-                    line=n.lineno,
-                    function=_label(f),
-                    evidence=expr_text(n, src),
-                    expr=expr_text(n, src, 80),
-                )
+                hits.append((f, n))
+        for f, n in hits:
+            src = model.sources.get(f.file, "")
+            expr = expr_text(n, src, 80)
+            pooled = f.file in causal
+            yield self.finding(
+                file=f.file,
+                line=n.lineno,
+                function=_label(f),
+                evidence=expr_text(n, src),
+                severity=Severity.ERROR if pooled else None,
+                message=self.pooled_message.format(expr=expr) if pooled else None,
+                expr=expr,
+            )
+
+
+def _causal_flag(call: ast.Call) -> ast.AST | None:
+    kws = {k.arg: k.value for k in call.keywords if k.arg}
+    return kws.get("is_causal", kws.get("causal"))
+
+
+def _is_none(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _masked(call: ast.Call) -> bool:
+    """A mask is passed: `attn_mask=` (or SDPA's fourth positional argument) other than a
+    literal None. For the flash-attention calls a fourth positional argument is not a mask but
+    an unknown signature: treated as masked (not judged)."""
+    kws = {k.arg: k.value for k in call.keywords if k.arg}
+    if "attn_mask" in kws:
+        return not _is_none(kws["attn_mask"])
+    if len(call.args) >= 4:
+        return call_name(call) != "scaled_dot_product_attention" or not _is_none(call.args[3])
+    return False
+
+
+_SHAPE_ATTRS = frozenset({"shape", "size", "dtype", "device", "ndim", "dim"})
+
+
+def _data_mentions(node: ast.AST, names: set[str]) -> bool:
+    """`node` reads one of `names` for its values, not only for its shape, dtype or device."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Attribute) and n.attr in _SHAPE_ATTRS:
+            continue
+        if isinstance(n, ast.Call) and call_name(n) == "len":
+            continue
+        if isinstance(n, ast.Name) and n.id in names:
+            return True
+        if isinstance(n, ast.Attribute) and dotted(n) in names:
+            return True
+        stack.extend(ast.iter_child_nodes(n))
+    return False
+
+
+def _keys_from_inputs(f: Func, call: ast.Call) -> bool:
+    """The keys or values of `call` derive from the function's inputs (the token states it
+    is given), not only from learned parameters of `self`. At module level (no inputs) every
+    call counts."""
+    if f.name == "<module>":
+        return True
+    inputs = {p for p in f.params if p not in {"self", "cls"}}
+    kws = {k.arg: k.value for k in call.keywords if k.arg}
+    kv = [a for a in (*call.args[1:3], kws.get("key"), kws.get("value")) if a is not None]
+    if not kv:
+        return True
+    names = set(inputs)
+    assigns = [n for n in walk_no_defs(f.node) if isinstance(n, ast.Assign | ast.AugAssign)]
+    for _ in range(8):
+        before = len(names)
+        for a in assigns:
+            if _data_mentions(a.value, names):
+                for t in a.targets if isinstance(a, ast.Assign) else [a.target]:
+                    names.update(target_names(t))
+        if len(names) == before:
+            break
+    return any(_data_mentions(a, names) for a in kv)
 
 
 def _loop_vars(loop: ast.For) -> tuple[str | None, str | None]:
