@@ -3,6 +3,12 @@
 PG701 flags rescoring (a score already accumulated for a chunk is replaced or subtracted
 and recomputed, e.g. a second pass with a warm cache) and best-of selection among scores
 computed on the validation data.
+
+Best-of selection reads two kinds of score: the scoring taint (losses and target
+log-probabilities in code that runs after training) and val scores: a loss computed on
+validation data, or the value of a call of the model itself (`model(x, y)`) on validation data
+when the model's `forward` returns a loss, followed through returns, including functions
+defined inside the caller (`def eval_candidate(state): ...` in `main`).
 """
 
 from __future__ import annotations
@@ -12,8 +18,12 @@ from collections.abc import Iterable, Iterator
 
 from audit import astcache
 from audit.model import Finding, Rule, Severity, register
-from audit.pyast import Func, call_name, expr_text, target_names, walk_no_defs
-from audit.rules._scoring import ScoringModel, analyze
+from audit.pyast import Func, Taint, call_name, dotted, expr_text, target_names, walk_no_defs
+from audit.rules._scoring import _LOSS_CALLS, ScoringModel, analyze
+
+_VAL_SCORES = "single_pass.val_scores"
+# Library namespaces: a call through them is never the submission's model.
+_LIBRARIES = frozenset({"torch", "F", "nn", "np", "numpy", "math", "dist", "functional"})
 
 
 def _label(f: Func) -> str | None:
@@ -101,13 +111,89 @@ def _swap(expr: ast.AST, model: ScoringModel, f: Func) -> bool:
     return all(model.tlp.is_tainted(p, f) for p in parts)
 
 
-def _best_of(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
+def _val_scores(ctx: object, model: ScoringModel) -> Taint | None:
+    """Scores computed on validation data (see the module docstring), cached per audit."""
+    cache = getattr(ctx, "cache", {})
+    if _VAL_SCORES in cache:
+        return cache[_VAL_SCORES]
+    phases = model.phases
+    out: Taint | None = None
+    if phases is not None:
+        program = model.program
+        loss_forward = any(
+            f.name in {"forward", "__call__"} and f.qualname in model.tlp.returns
+            for f in program.funcs
+        )
+        memo: dict[int, bool] = {}
+
+        def is_val(expr: ast.AST) -> bool:
+            try:
+                return bool(phases.is_val(expr))
+            except Exception:
+                return False
+
+        def seed(expr: ast.AST, taint: Taint, f: Func) -> bool:
+            if not isinstance(expr, ast.Call):
+                return False
+            hit = memo.get(id(expr))
+            if hit is None:
+                hit = memo[id(expr)] = _val_loss_call(expr, program, loss_forward, is_val)
+            return hit
+
+        # functions defined inside active ones run where they are called: include them
+        only = set(model.active)
+        for f in program.funcs:
+            p = f.parent
+            while p is not None and id(p.node) not in model.active:
+                p = p.parent
+            if p is not None:
+                only.add(id(f.node))
+        out = Taint(program, seed, only=only)
+    cache[_VAL_SCORES] = out
+    return out
+
+
+def _val_loss_call(call: ast.Call, program: object, loss_forward: bool, is_val: object) -> bool:
+    """A loss on validation data: `cross_entropy(...)` or, when a `forward` of the program
+    returns a loss, a call of the model itself with inputs and targets (`model(x, y)`)."""
+    args = [*call.args, *(k.value for k in call.keywords)]
+    name = call_name(call)
+    if name in _LOSS_CALLS:
+        return any(is_val(a) for a in args)  # type: ignore[operator]
+    if not loss_forward or len(call.args) < 2 or program.callees(call):  # type: ignore[attr-defined]
+        return False
+    root = dotted(call.func) or ""
+    if root.split(".", 1)[0] in _LIBRARIES:
+        return False
+    return any(is_val(a) for a in call.args[:2])  # type: ignore[operator]
+
+
+def _scores(a: ast.AST, b: ast.AST, f: Func, model: ScoringModel, vs: Taint | None) -> bool:
+    """Both sides are scores: val scores, or scores of code that does not run in training."""
+    if vs is not None and vs.is_tainted(a, f) and vs.is_tainted(b, f):
+        return True
+    return model.tlp.is_tainted(a, f) and model.tlp.is_tainted(b, f) and not _training(a, model)
+
+
+def _training(node: ast.AST, model: ScoringModel) -> bool:
+    """Runs only before the artifact is written (the phase model says so)."""
+    if model.phases is None:
+        return False
+    try:
+        return model.phases.phase_of(node) == "train"
+    except Exception:
+        return False
+
+
+def _best_of(
+    f: Func, model: ScoringModel, vs: Taint | None = None
+) -> Iterator[tuple[ast.stmt, str]]:
     for n in walk_no_defs(f.node):
         if isinstance(n, ast.If) and isinstance(n.test, ast.Compare) and len(n.test.ops) == 1:
             if not isinstance(n.test.ops[0], ast.Lt | ast.LtE | ast.Gt | ast.GtE):
                 continue
             left, right = n.test.left, n.test.comparators[0]
-            if not (model.tlp.is_tainted(left, f) and model.tlp.is_tainted(right, f)):
+            if not _scores(left, right, f, model, vs):
                 continue
             # `if score < best: best = score` keeps the better of several scorings
             kept = {
@@ -175,7 +261,10 @@ class MultipleScoringPasses(Rule):
     ## What it does
     Flags evaluation code that replaces scores already computed for validation chunks (a
     second pass with a warm cache, `loss - pass1 + pass2`), or keeps the best of several
-    scorings (`if bpb < best: best = bpb`, `min(run_a, run_b)`).
+    scorings (`if bpb < best: best = bpb`, `min(run_a, run_b)`). A score is a loss on
+    validation data, including the loss the model's own `forward(x, y)` returns and values
+    returned through functions defined inside the caller (candidate checkpoints, temperatures),
+    or a loss in code that runs after training; tracking the best training loss is not one.
 
     ## Why is this bad?
     Each validation token must be scored exactly once and that score reported. Rescoring
@@ -228,12 +317,13 @@ class MultipleScoringPasses(Rule):
 
     def check(self, ctx: object) -> Iterable[Finding]:
         model = analyze(ctx)  # type: ignore[arg-type]
+        vs = _val_scores(ctx, model)
         seen: set[tuple[str, int]] = set()
         for f in model.functions():
             if f.name == "<module>":
                 continue
             src = model.sources.get(f.file, "")
-            for node, why in [*_rescoring(f, model), *_best_of(f, model)]:
+            for node, why in [*_rescoring(f, model), *_best_of(f, model, vs)]:
                 spot = (f.file, node.lineno)
                 if spot in seen or not model.live(f, node):
                     continue
