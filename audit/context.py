@@ -21,6 +21,7 @@ from typing import Any
 from audit import facts
 from audit.claims import num, per_seed
 from audit.folder import FolderFile, FolderScan, read_head, read_text, scan_folder
+from audit.readme_blocks import readme_block_settings
 
 
 @dataclass
@@ -211,7 +212,10 @@ def build_context(folder: Path, *, config: Mapping[str, str] | None = None) -> A
     origin: dict[str, str] = {}
     for where, values in (
         ("config.json", _folder_config_json(ctx)),
-        ("README settings", readme_settings(ctx.readme or "")),
+        (
+            "README settings",
+            {**readme_block_settings(ctx.readme or ""), **readme_settings(ctx.readme or "")},
+        ),
         ("README command", ctx.readme_config),
     ):
         merged.update(values)
