@@ -350,16 +350,20 @@ def _to_text(value: object) -> str:
 
 
 def _one_layer(
-    text: str, max_output_bytes: int, problems: list[str]
+    text: str, max_output_bytes: int, problems: list[str], seen: set[str] | None = None
 ) -> tuple[str, list[str]] | None:
-    """Unwrap every top-level packed exec of `text` once; None when nothing was unwrapped."""
+    """Unwrap every top-level packed exec of `text` once; None when nothing was unwrapped.
+
+    `seen` holds payloads already unwrapped: an exec that stays in place (its code is
+    appended after the file) is not a new layer the next time round."""
+    seen = set() if seen is None else seen
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     ev = _Evaluator(tree, max_output_bytes)
     lines = text.splitlines(keepends=True)
-    replacements: list[tuple[int, int, str]] = []
+    replacements: list[tuple[int, int, str, str]] = []
     appended: list[str] = []
     labels: list[str] = []
     for node in ast.walk(tree):
@@ -379,13 +383,19 @@ def _one_layer(
             msg = str(exc)
             problems.append(msg if msg.startswith("line") else f"line {node.lineno}: {msg}")
             continue
+        if decoded in seen:
+            continue
+        seen.add(decoded)
         label = "+".join(ev.layers) or "exec-string"
         labels.append(f"{label}@{node.lineno}")
         if not decoded.endswith("\n"):
             decoded += "\n"
         stmt = _enclosing_top_stmt(tree, node)
         if stmt is not None and isinstance(stmt, ast.Expr) and stmt.value is node:
-            replacements.append((stmt.lineno, stmt.end_lineno or stmt.lineno, decoded))
+            # `import zlib,base64;exec(...)`: keep the other statements of the line
+            shared = _line_neighbours(tree, stmt)
+            end = stmt.end_lineno or stmt.lineno
+            replacements.append((stmt.lineno, end, shared + decoded, decoded))
         else:
             appended.append(f"# pgolf-unpack: code exec'd at line {node.lineno}\n{decoded}")
     if not labels:
@@ -393,8 +403,8 @@ def _one_layer(
     if len(replacements) == 1 and not appended and _is_pure_wrapper(tree, replacements[0][0]):
         # The file is only a loader: its unpacked text is the payload itself, so line
         # numbers in findings match the code a reader would see after unpacking.
-        return replacements[0][2], labels
-    for start, end, new in sorted(replacements, reverse=True):
+        return replacements[0][3], labels
+    for start, end, new, _ in sorted(replacements, reverse=True):
         lines[start - 1 : end] = [new]
     out = "".join(lines)
     for block in appended:
@@ -427,11 +437,30 @@ def _is_pure_wrapper(tree: ast.Module, exec_line: int) -> bool:
     return True
 
 
+def _span(node: ast.AST) -> tuple[tuple[int, int], tuple[int, int]]:
+    start = (getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
+    end = (getattr(node, "end_lineno", None) or start[0], getattr(node, "end_col_offset", 0) or 0)
+    return start, end
+
+
 def _enclosing_top_stmt(tree: ast.Module, node: ast.AST) -> ast.stmt | None:
+    """The top-level statement holding `node` (by position: several share a line after `;`)."""
+    (n0, n1) = _span(node)
     for stmt in tree.body:
-        if stmt.lineno <= getattr(node, "lineno", 0) <= (stmt.end_lineno or stmt.lineno):
+        s0, s1 = _span(stmt)
+        if s0 <= n0 and n1 <= s1:
             return stmt
     return None
+
+
+def _line_neighbours(tree: ast.Module, stmt: ast.stmt) -> str:
+    """Source of the other top-level statements on `stmt`'s lines, one per line."""
+    first, last = stmt.lineno, stmt.end_lineno or stmt.lineno
+    out = []
+    for other in tree.body:
+        if other is not stmt and first <= other.lineno and (other.end_lineno or 0) <= last:
+            out.append(ast.unparse(other) + "\n")
+    return "".join(out)
 
 
 def _is_python(text: str) -> bool:
@@ -505,15 +534,16 @@ def unpack_source(
     """
     problems: list[str] = []
     layers: list[str] = []
+    seen: set[str] = set()
     current = text
     for _ in range(max_depth):
-        step = _one_layer(current, max_output_bytes, problems)
+        step = _one_layer(current, max_output_bytes, problems, seen)
         if step is None:
             break
         current, labels = step
         layers.extend(labels)
     else:
-        if _one_layer(current, max_output_bytes, []) is not None:
+        if _one_layer(current, max_output_bytes, [], seen) is not None:
             problems.append(f"more than {max_depth} nested packing layers; the rest is left packed")
     blobs, blob_problems = find_blobs(current, max_output_bytes)
     for p in blob_problems:

@@ -116,3 +116,18 @@ def test_readme_blocks_with_other_lines_or_conflicting_values_are_not_configurat
 
 def _error(f) -> bool:
     return f.severity == Severity.ERROR and not f.suppressed
+
+
+def test_one_line_packed_helper_is_not_a_packing_problem(tmp_path: Path) -> None:
+    import base64
+    import shutil
+    import zlib
+
+    folder = tmp_path / "record"
+    shutil.copytree(FIXTURES.parent / "audit" / "clean_record", folder)
+    inner = "def lr_at(step, total):\n    return 0.04 * (1 - step / total)\n"
+    enc = base64.b85encode(zlib.compress(inner.encode()))
+    (folder / "schedule.py").write_text(
+        f"import zlib,base64;exec(zlib.decompress(base64.b85decode({enc!r})))\n"
+    )
+    assert not [f for f in audit_folder(folder).findings if f.rule == "PG105"]

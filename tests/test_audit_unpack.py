@@ -151,3 +151,20 @@ def test_multiline_payload_with_newlines_stripped() -> None:
     src = f'import lzma,base64\n_b=b"""\n{lines}\n"""\nexec(lzma.decompress(base64.b85decode(_b.replace(b"\\n",b""))).decode("utf-8"))\n'
     out = unpack_source(src)
     assert out.text == INNER and out.problems == []
+
+
+def test_wrapper_sharing_its_line_with_the_imports_is_one_layer() -> None:
+    enc = base64.b85encode(zlib.compress(INNER.encode())).decode()
+    out = unpack_source(f"import zlib,base64;exec(zlib.decompress(base64.b85decode({enc!r})))\n")
+    assert out.text == INNER
+    assert out.layers == ["b85+zlib@1"]
+    assert out.problems == []
+
+
+def test_exec_that_is_not_a_statement_of_its_own_is_unwrapped_once() -> None:
+    enc = base64.b85encode(zlib.compress(INNER.encode())).decode()
+    src = f"import zlib, base64\n\n\ndef load():\n    exec(zlib.decompress(base64.b85decode({enc!r})))\n"
+    out = unpack_source(src)
+    assert out.layers == ["b85+zlib@5"]
+    assert out.problems == []
+    assert out.text.count("def score(p):") == 1
