@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labels TSV")
     parser.add_argument("--only", default="", help="comma-separated PR numbers to audit")
     parser.add_argument("--json", type=Path, default=None, help="write per-claim results here")
+    parser.add_argument(
+        "--flat", action="store_true", help="copy to <pr>/<folder name> (drops the track dir)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every claim")
     args = parser.parse_args(argv)
     mirror = os.environ.get("PGOLF_MIRROR")
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     t0 = time.perf_counter()
     for label in labels:
-        folder = materialise(label, Path(mirror))
+        folder = materialise(label, Path(mirror), flat=args.flat)
         if folder is None:
             rows.append({"pr": label.pr, "verdict": label.verdict, "missing": True})
             continue

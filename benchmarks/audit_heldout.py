@@ -12,7 +12,9 @@ Two sets disjoint from ``/work/shared/labels/dev.tsv`` (no dev folder; no dev PR
 
 Folders are copied out of the mirror (``PGOLF_MIRROR``) into ``$PGOLF_HELDOUT_CACHE``
 (default ``/tmp/pgolf-heldout``), never into the repository; files the mirror omits
-(>= 4 MiB) are skipped. Without ``PGOLF_MIRROR`` the benchmark skips.
+(>= 4 MiB) are skipped. Without ``PGOLF_MIRROR`` the benchmark skips. Copies keep the
+``records/<track>/`` part of the path (the auditor reads the track from it); ``--flat`` copies
+the invalid set to ``pr/<pr>/<folder name>`` instead, the layout before 2026-11-25.
 
     PGOLF_MIRROR=/work/.mirror/openai+parameter-golf/repo python benchmarks/audit_heldout.py -v
 """
@@ -270,13 +272,14 @@ def run_valid(mirror: Path, labels_path: Path, verbose: bool) -> list[dict]:
     return rows
 
 
-def run_invalid(mirror: Path, labels_path: Path, verbose: bool) -> list[dict]:
+def run_invalid(mirror: Path, labels_path: Path, verbose: bool, flat: bool = False) -> list[dict]:
     dev_prs = {lb.pr for lb in read_labels(labels_path)} if labels_path.exists() else set()
     rows = []
     for item in INVALID:
         if item.pr in dev_prs:
             raise SystemExit(f"PR {item.pr} is in the dev labels: not held out")
-        dest = cache_root() / "pr" / str(item.pr) / Path(item.folder).name
+        base = cache_root() / "pr" / str(item.pr)
+        dest = base / Path(item.folder).name if flat else base / item.folder
         local = copy_folder(mirror, f"refs/pull/{item.pr}/head", item.folder, dest)
         if local is None:
             rows.append({"pr": item.pr, "folder": item.folder, "missing": True})
@@ -368,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         "--set", choices=("both", "valid", "invalid"), default="both", help="which set"
     )
     parser.add_argument("--json", type=Path, default=None, help="write per-folder results here")
+    parser.add_argument(
+        "--flat", action="store_true", help="copy to <pr>/<folder name> (drops the track dir)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every folder")
     args = parser.parse_args(argv)
     mirror = os.environ.get("PGOLF_MIRROR")
@@ -376,7 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     valid = run_valid(Path(mirror), args.labels, args.verbose) if args.set != "invalid" else []
-    invalid = run_invalid(Path(mirror), args.labels, args.verbose) if args.set != "valid" else []
+    invalid = (
+        run_invalid(Path(mirror), args.labels, args.verbose, args.flat)
+        if args.set != "valid"
+        else []
+    )
     summarise(valid, invalid)
     print(f"\nelapsed {time.perf_counter() - t0:.1f}s")
     if args.json:

@@ -1,8 +1,11 @@
 """Copy the labelled record folders out of the upstream git mirror into a cache directory.
 
 The mirror is a bare git dir (``PGOLF_MIRROR``); folders land in ``$PGOLF_LABELS_CACHE``
-(default ``/tmp/pgolf-labels``) as ``<pr>/<folder name>/``, never inside the repository
-(upstream code and logs are not ours to commit). Blobs the mirror omits are skipped.
+(default ``/tmp/pgolf-labels``) as ``<pr>/<folder path>/``, never inside the repository
+(upstream code and logs are not ours to commit). The copy keeps the ``records/<track>/`` part
+of the path, as in an upstream checkout: the auditor reads the track from it when
+submission.json has no ``track``. ``--flat`` copies to ``<pr>/<folder name>/`` instead (the
+layout before 2026-11-25, which loses the track). Blobs the mirror omits are skipped.
 
     PGOLF_MIRROR=/work/.mirror/openai+parameter-golf/repo python benchmarks/fetch_labels.py
 """
@@ -56,10 +59,14 @@ def _git(mirror: Path, *args: str) -> bytes:
     return subprocess.run(["git", "-C", str(mirror), *args], check=True, capture_output=True).stdout
 
 
-def materialise(label: Label, mirror: Path, dest_root: Path | None = None) -> Path | None:
+def materialise(
+    label: Label, mirror: Path, dest_root: Path | None = None, *, flat: bool = False
+) -> Path | None:
     """Return the local copy of the label's folder, copying it from the mirror once."""
     dest_root = dest_root or cache_dir()
-    dest = dest_root / str(label.pr) / Path(label.folder).name
+    if ".." in Path(label.folder).parts or Path(label.folder).is_absolute():
+        return None
+    dest = dest_root / str(label.pr) / (Path(label.folder).name if flat else label.folder)
     done = dest / ".pgolf-fetched"
     if done.exists():
         return dest
@@ -96,6 +103,9 @@ def materialise(label: Label, mirror: Path, dest_root: Path | None = None) -> Pa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labels TSV")
+    parser.add_argument(
+        "--flat", action="store_true", help="copy to <pr>/<folder name> (drops the track dir)"
+    )
     args = parser.parse_args(argv)
     mirror = os.environ.get("PGOLF_MIRROR")
     if not mirror:
@@ -104,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = read_labels(args.labels)
     missing = 0
     for label in labels:
-        if materialise(label, Path(mirror)) is None:
+        if materialise(label, Path(mirror), flat=args.flat) is None:
             missing += 1
             print(f"PR {label.pr}: folder {label.folder} not found in the mirror", file=sys.stderr)
     print(f"{len(labels) - missing}/{len(labels)} folders in {cache_dir()}")
