@@ -25,6 +25,7 @@ from audit.flow.index import FunctionInfo
 from audit.flow.taint import _body_nodes
 
 _SCORE_TARGET = re.compile(r"loss|nll|bpb|bits|score|logp|nats|entropy|(^|_)ce($|_)", re.I)
+_LOSS_FUNCS = frozenset({"cross_entropy", "nll_loss"})
 _EPOCH = re.compile(r"epoch|(^|_)ep($|_)|pass(es)?$", re.I)
 _FRESH = frozenset({"zeros", "zeros_like", "randn", "randn_like", "empty", "full", "ones", "rand"})
 _OPTIMIZERS = re.compile(r"(^|\.)(SGD|Adam|AdamW|RMSprop|Adagrad|LBFGS|Muon|Lion)$")
@@ -110,10 +111,24 @@ def _target_text(t: ast.expr) -> str:
     return t.id if isinstance(t, ast.Name) else ""
 
 
+def _scored_value(value: ast.AST) -> bool:
+    """`total += mixed_nll(...)` / `total += F.cross_entropy(...)`: a loss added to a total
+    whatever the total is called."""
+    for n in astcache.walk(value):
+        if isinstance(n, ast.Call):
+            f = n.func
+            name = (
+                f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            )
+            if name in _LOSS_FUNCS or (name and _SCORE_TARGET.search(name)):
+                return True
+    return False
+
+
 def _direct_scoring(node: ast.AST) -> bool:
     for n in astcache.walk(node):
         if isinstance(n, ast.AugAssign) and isinstance(n.op, ast.Add | ast.Sub):
-            if _SCORE_TARGET.search(_target_text(n.target)):
+            if _SCORE_TARGET.search(_target_text(n.target)) or _scored_value(n.value):
                 return True
         elif (
             isinstance(n, ast.Call)
