@@ -591,7 +591,11 @@ class TrainDataAtEval(PhaseRule):
                     if not (_READERS.search(name) or local is not None):
                         continue
                     args = list(n.args) + [k.value for k in n.keywords]
-                    if not any(_intrinsic(pm, a, occ.func, occ.file) for a in args):
+                    if not any(
+                        _intrinsic(pm, a, occ.func, occ.file)
+                        and not _unread_settings(pm, n, a, occ.func, local)
+                        for a in args
+                    ):
                         continue
                     key = (occ.file, occ.func.qualname if occ.func else "")
                     if key in seen:
@@ -605,6 +609,77 @@ class TrainDataAtEval(PhaseRule):
                         expr=ast.unparse(n)[:80],
                         note=_note(pm, n),
                     )
+
+
+def _unread_settings(
+    pm: PhaseModel,
+    call: ast.Call,
+    arg: ast.AST,
+    fn: FunctionInfo | None,
+    callee: FunctionInfo | None,
+) -> bool:
+    """`evaluate(args, ...)` where `args` carries train taint only through fields stored on it
+    (`args.train_files = ...`) and the called function never reads those fields."""
+    if fn is None or callee is None or not isinstance(arg, ast.Name):
+        return False
+    fields: set[str] = set()
+    for n in astcache.walk(fn.node):
+        if isinstance(n, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id == arg.id and not _constructed(pm, n.value):
+                    return False  # the name itself is bound to data
+                if (
+                    isinstance(t, ast.Attribute)
+                    and isinstance(t.value, ast.Name)
+                    and t.value.id == arg.id
+                ):
+                    fields.add(t.attr)
+    if not fields:
+        return False
+    pos = [i for i, a in enumerate(call.args) if a is arg]
+    kw = [k.arg for k in call.keywords if k.value is arg and k.arg]
+    params = [p for p in callee.params if p not in ("self", "cls")]
+    names = {params[i] for i in pos if i < len(params)} | set(kw)
+    return bool(names) and not _reads_fields(pm, callee, names, fields, 0)
+
+
+def _constructed(pm: PhaseModel, value: ast.AST | None) -> bool:
+    """`Hyperparameters()`: an instance of a class of the submission."""
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name):
+        return False
+    return value.func.id in getattr(pm.index, "classes", {})
+
+
+def _reads_fields(
+    pm: PhaseModel, fn: FunctionInfo, params: set[str], fields: set[str], depth: int
+) -> bool:
+    """`fn` reads one of `fields` of a parameter in `params`, itself or through the functions
+    it passes that parameter to (a few calls deep; a call we cannot resolve counts as a read)."""
+    for n in astcache.walk(fn.node):
+        if (
+            isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name)
+            and n.value.id in params
+            and n.attr in fields
+        ):
+            return True
+        if not isinstance(n, ast.Call):
+            continue
+        passed = [i for i, a in enumerate(n.args) if isinstance(a, ast.Name) and a.id in params]
+        passed_kw = [
+            k.arg for k in n.keywords if isinstance(k.value, ast.Name) and k.value.id in params
+        ]
+        if not passed and not passed_kw:
+            continue
+        callee = pm.index.resolve_call(n, fn.file, fn)
+        if callee is None or depth >= 3:
+            return True  # handed to code we cannot follow: it may read the field
+        inner = [p for p in callee.params if p not in ("self", "cls")]
+        sub = {inner[i] for i in passed if i < len(inner)} | {k for k in passed_kw if k}
+        if sub and _reads_fields(pm, callee, sub, fields, depth + 1):
+            return True
+    return False
 
 
 def _intrinsic(pm: PhaseModel, e: ast.AST, fn: FunctionInfo | None, file: str) -> bool:
