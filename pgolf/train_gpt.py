@@ -149,23 +149,37 @@ class Hyperparameters:
 # and one all-reduce of a flat buffer gives every rank every update.
 
 
-def newton_schulz(G: Tensor, steps: int, eps: float = 1e-7) -> Tensor:
+def fast_bf16_matmul(device: torch.device) -> bool:
+    # GPUs and CPUs with AVX512-BF16 (or AMX) multiply bf16 matrices several times faster
+    # than fp32; other CPUs emulate bf16 and are 3-50x slower (benchmarks/RESULTS.md).
+    if device.type != "cpu":
+        return True
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(probe is not None and probe())
+
+
+def newton_schulz(G: Tensor, steps: int, dtype: torch.dtype, eps: float = 1e-7) -> Tensor:
     # G: (..., rows, cols); batched so that same-shape matrices share each matmul call.
+    # bf16 is plenty for an orthogonalization where it is fast (fast_bf16_matmul).
     a, b, c = 3.4445, -4.7750, 2.0315
-    X = G.bfloat16()  # bf16 is plenty for an orthogonalization, and 2-3x faster
+    X = G.to(dtype)
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
     tall = X.size(-2) > X.size(-1)
     if tall:
         X = X.mT
     for _ in range(steps):
         A = X @ X.mT  # (..., rows, rows) with rows <= cols
-        X = a * X + (b * A + c * (A @ A)) @ X
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # b A + c A^2
+        X = torch.baddbmm(X, B, X, beta=a)  # a X + B X
     return X.mT if tall else X
 
 
 class Muon(torch.optim.Optimizer):
-    def __init__(self, params, lr: float, momentum: float, backend_steps: int) -> None:
+    def __init__(
+        self, params, lr: float, momentum: float, backend_steps: int, ns_dtype: torch.dtype
+    ) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, backend_steps=backend_steps))
+        self.ns_dtype = ns_dtype
 
     @torch.no_grad()
     def step(self) -> None:  # type: ignore[override]
@@ -174,8 +188,9 @@ class Muon(torch.optim.Optimizer):
         rank = dist.get_rank() if distributed else 0
         for group in self.param_groups:
             params: list[Tensor] = group["params"]
+            momentum, lr = group["momentum"], group["lr"]
             offsets = np.cumsum([0] + [p.numel() for p in params]).tolist()
-            flat = torch.zeros(offsets[-1], device=params[0].device)
+            flat = torch.zeros(offsets[-1], device=params[0].device) if world > 1 else None
             buckets: dict[tuple[int, ...], list[int]] = {}
             for i, p in enumerate(params):
                 buckets.setdefault(tuple(p.shape), []).append(i)
@@ -184,20 +199,30 @@ class Muon(torch.optim.Optimizer):
                 mine = [i for i in mine if params[i].grad is not None]
                 if not mine:
                     continue
-                grads = []
-                for i in mine:
-                    g = params[i].grad
-                    buf = self.state[params[i]].setdefault("momentum_buffer", torch.zeros_like(g))
-                    buf.mul_(group["momentum"]).add_(g)
-                    grads.append(g.add(buf, alpha=group["momentum"]))  # Nesterov
-                updates = newton_schulz(torch.stack(grads), group["backend_steps"])
-                updates = updates.float() * max(1.0, shape[0] / shape[1]) ** 0.5
+                grads = [params[i].grad for i in mine]
+                bufs = [
+                    self.state[params[i]].setdefault("momentum_buffer", torch.zeros_like(g))
+                    for i, g in zip(mine, grads)
+                ]
+                torch._foreach_mul_(bufs, momentum)
+                torch._foreach_add_(bufs, grads)
+                nesterov = torch._foreach_add(grads, bufs, alpha=momentum)
+                updates = newton_schulz(
+                    torch.stack(nesterov), group["backend_steps"], self.ns_dtype
+                ).float()
+                scale = max(1.0, shape[0] / shape[1]) ** 0.5
+                if flat is None:
+                    torch._foreach_add_(
+                        [params[i] for i in mine], updates.unbind(0), alpha=-lr * scale
+                    )
+                    continue
                 for i, u in zip(mine, updates):
-                    flat[offsets[i] : offsets[i + 1]] = u.reshape(-1)
-            if world > 1:
+                    flat[offsets[i] : offsets[i + 1]] = u.reshape(-1) * scale
+            if flat is not None:
+                # Each rank filled its share of the updates; the sum gives every rank all of them.
                 dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-            for i, p in enumerate(params):
-                p.add_(flat[offsets[i] : offsets[i + 1]].view_as(p).to(p.dtype), alpha=-group["lr"])
+                for i, p in enumerate(params):
+                    p.add_(flat[offsets[i] : offsets[i + 1]].view_as(p).to(p.dtype), alpha=-lr)
 
 
 # -----------------------------
@@ -329,13 +354,23 @@ class CausalSelfAttention(nn.Module):
         k, v = self.c_kv(x).view(B, T, 2, self.nkv, self.hd).permute(2, 0, 3, 1, 4)
         rot = self.rotary(T, x.device)
         q, k = apply_rotary(q, rot), apply_rotary(k, rot)
-        if x.is_cuda:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-        else:  # the CPU GQA kernel is slower than repeating the kv heads
-            rep = self.nh // self.nkv
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         return self.proj(y.transpose(1, 2).reshape(B, T, d))
+
+
+class ReluSquare(torch.autograd.Function):
+    # relu(x)^2 in two kernels forward and two backward (autograd's relu, square, pow
+    # backward and threshold backward make six passes over the widest activation).
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        r = torch.relu(x)
+        ctx.save_for_backward(r)
+        return r * r
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (r,) = ctx.saved_tensors
+        return (r * grad).mul_(2.0)
 
 
 class MLP(nn.Module):
@@ -346,7 +381,8 @@ class MLP(nn.Module):
         nn.init.zeros_(self.proj.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(F.relu(self.fc(x)).square())
+        h = self.fc(x)
+        return self.proj(F.relu(h).square() if h.is_cuda else ReluSquare.apply(h))
 
 
 class Block(nn.Module):
@@ -367,15 +403,62 @@ class GPT(nn.Module):
         nn.init.normal_(self.tok_emb.weight, std=args.tied_embed_init_std)
         self.blocks = nn.ModuleList(Block(args) for _ in range(args.num_layers))
 
-    def logits(self, idx: Tensor) -> Tensor:
+    def hidden(self, idx: Tensor) -> Tensor:
         x = norm(self.tok_emb(idx))
         for block in self.blocks:
             x = block(x)
-        return F.linear(norm(x), self.tok_emb.weight.to(x.dtype)).float()  # tied head, (B, T, V)
+        return norm(x)
+
+    def logits(self, idx: Tensor) -> Tensor:
+        x = self.hidden(idx)
+        return F.linear(x, self.tok_emb.weight.to(x.dtype)).float()  # tied head, (B, T, V)
 
     def forward(self, idx: Tensor, targets: Tensor) -> Tensor:
-        logits = self.logits(idx)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        if idx.is_cuda or not torch.is_grad_enabled():
+            logits = self.logits(idx)
+            return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        x = self.hidden(idx)
+        return LinearCrossEntropy.apply(x.flatten(0, 1), self.tok_emb.weight, targets.reshape(-1))
+
+
+CE_BLOCK_LOGITS = 2**18  # logits per block: 1 MiB of fp32, well inside a core's L2 cache
+
+
+class LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of the logits x @ w.T against y; the gradient is made in forward.
+
+    On a CPU the (tokens, vocab) logits do not fit in cache, and the plain path writes them,
+    reads them for the softmax, and again for its backward. Here blocks of rows are
+    scored and differentiated while in cache, with one exp pass: the same three matmuls,
+    the same gradient. For training only (the gradient work is wasted without backward).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, y: Tensor) -> Tensor:
+        grad_x, grad_w = torch.empty_like(x), torch.zeros_like(w)
+        total = torch.zeros((), dtype=torch.float64)
+        rows = max(16, CE_BLOCK_LOGITS // w.size(0))
+        for i in range(0, x.size(0), rows):
+            xb, yb = x[i : i + rows], y[i : i + rows]
+            z = xb @ w.T
+            target_z = z.gather(1, yb[:, None])
+            top = z.amax(dim=1, keepdim=True)
+            p = z.sub_(top).exp_()
+            sums = p.sum(dim=1, keepdim=True)
+            total += (top + sums.log() - target_z).sum().double()
+            p.div_(sums)  # softmax; minus one-hot is d(loss_row)/d(logits)
+            p[torch.arange(yb.numel()), yb] -= 1.0
+            grad_x[i : i + rows] = p @ w
+            grad_w.addmm_(p.T, xb)
+        ctx.save_for_backward(grad_x, grad_w)
+        ctx.count = x.size(0)
+        return (total / x.size(0)).float()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        grad_x, grad_w = ctx.saved_tensors
+        scale = grad / ctx.count
+        return grad_x * scale, grad_w * scale, None
 
 
 MODEL_SHAPE_KEYS = (
@@ -719,6 +802,7 @@ def make_optimizers(
             lr=args.matrix_lr,
             momentum=args.muon_momentum,
             backend_steps=args.muon_backend_steps,
+            ns_dtype=torch.bfloat16 if fast_bf16_matmul(device) else torch.float32,
         ),
     ]
     if vectors:  # none in the default model; kept for variants that add gains

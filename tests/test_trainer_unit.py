@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +83,66 @@ def test_int8_roundtrip_error_is_within_half_a_step_per_row() -> None:
 def test_unknown_artifact_format_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown artifact format"):
         tg.dequantize_state_dict({"format": "something_else"})
+
+
+# -----------------------------
+# CPU training kernels: the same loss and gradients as the plain autograd path
+# -----------------------------
+
+
+def test_relu_square_matches_autograd() -> None:
+    x = torch.randn(6, 33, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(tg.ReluSquare.apply, (x,))
+    torch.testing.assert_close(tg.ReluSquare.apply(x), torch.relu(x).square())
+
+
+@pytest.mark.parametrize("rows", [1, 16, 40])  # one partial block, one full, several
+def test_linear_cross_entropy_equals_plain_cross_entropy(rows: int) -> None:
+    torch.manual_seed(0)
+    vocab = 2**14  # blocks of 16 rows at this vocabulary size
+    x = torch.randn(rows, 8, requires_grad=True)
+    w = (torch.randn(vocab, 8) * 2).requires_grad_()
+    y = torch.randint(0, vocab, (rows,))
+    loss = tg.LinearCrossEntropy.apply(x, w, y)
+    (3.0 * loss).backward()  # a non-unit upstream gradient is scaled through
+    gx, gw = x.grad, w.grad
+    x.grad = w.grad = None
+    plain = F.cross_entropy(F.linear(x, w), y)
+    (3.0 * plain).backward()
+    torch.testing.assert_close(loss, plain)
+    torch.testing.assert_close(gx, x.grad)
+    torch.testing.assert_close(gw, w.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(3, 64, 32), (2, 32, 64), (1, 48, 48)])
+def test_newton_schulz_orthogonalizes(dtype: torch.dtype, shape: tuple[int, int, int]) -> None:
+    torch.manual_seed(0)
+    out = tg.newton_schulz(torch.randn(shape) * 5.0, 5, dtype).float()
+    assert out.shape == shape
+    # The tuned quintic iteration maps every singular value into roughly [0.7, 1.2].
+    s = torch.linalg.svdvals(out)
+    assert s.min() > 0.5 and s.max() < 1.5
+
+
+def test_cpu_training_loss_and_gradients_equal_the_logits_path() -> None:
+    args = tg.Hyperparameters({k: str(v) for k, v in TINY.items()})
+    torch.manual_seed(0)
+    model = tg.GPT(args)
+    for p in model.parameters():  # the default init zeroes output projections
+        torch.nn.init.normal_(p, std=0.2)
+    x, y = torch.randint(0, 48, (3, 16)), torch.randint(0, 48, (3, 16))
+    loss = model(x, y)
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    plain = F.cross_entropy(model.logits(x).flatten(0, 1), y.flatten())
+    plain.backward()
+    torch.testing.assert_close(loss, plain)
+    for g, p in zip(grads, model.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, y), plain.detach())
 
 
 # -----------------------------
