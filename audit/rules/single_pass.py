@@ -19,9 +19,10 @@ from collections.abc import Iterable, Iterator
 from audit import astcache
 from audit.model import Finding, Rule, Severity, register
 from audit.pyast import Func, Taint, call_name, dotted, expr_text, target_names, walk_no_defs
-from audit.rules._scoring import _LOSS_CALLS, ScoringModel, analyze
+from audit.rules._scoring import ScoringModel, analyze
 
 _VAL_SCORES = "single_pass.val_scores"
+_LOSS_CALLS = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy"})
 # Library namespaces: a call through them is never the submission's model.
 _LIBRARIES = frozenset({"torch", "F", "nn", "np", "numpy", "math", "dist", "functional"})
 
