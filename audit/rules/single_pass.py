@@ -171,9 +171,79 @@ def _val_loss_call(call: ast.Call, program: object, loss_forward: bool, is_val: 
 
 def _scores(a: ast.AST, b: ast.AST, f: Func, model: ScoringModel, vs: Taint | None) -> bool:
     """Both sides are scores: val scores, or scores of code that does not run in training."""
-    if vs is not None and vs.is_tainted(a, f) and vs.is_tainted(b, f):
+    if vs is not None and vs.is_tainted(a, f) and vs.is_tainted(b, f) and _val_context(a, f, model):
         return True
     return model.tlp.is_tainted(a, f) and model.tlp.is_tainted(b, f) and not _training(a, model)
+
+
+def _producing_calls(expr: ast.AST, f: Func) -> list[ast.Call]:
+    """Calls of `f` whose results flow (through a few local assignments) into `expr`."""
+    names = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
+    calls: list[ast.Call] = [n for n in ast.walk(expr) if isinstance(n, ast.Call)]
+    assigns = [n for n in walk_no_defs(f.node) if isinstance(n, ast.Assign | ast.AugAssign)]
+    for _ in range(4):
+        grown = False
+        for n in assigns:
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            if not any(set(target_names(t)) & names for t in targets):
+                continue
+            for sub in ast.walk(n.value):
+                if isinstance(sub, ast.Call) and sub not in calls:
+                    calls.append(sub)
+                    grown = True
+                elif isinstance(sub, ast.Name) and sub.id not in names:
+                    names.add(sub.id)
+                    grown = True
+        if not grown:
+            break
+    return calls
+
+
+def _val_context(expr: ast.AST, f: Func, model: ScoringModel) -> bool:
+    """The score compared here was computed on validation data in this calling context: a
+    producing call takes a val argument, or calls a function defined inside `f` whose body
+    reads a name that is val data in `f` (a closure over `val`). The val-score taint alone is
+    context-free: a scorer called on val elsewhere and on train tokens here is not enough."""
+    phases = model.phases
+    if phases is None:
+        return True
+    calls = _producing_calls(expr, f)
+    for call in calls:
+        args = [*call.args, *(k.value for k in call.keywords)]
+        if any(_is_val(phases, a) for a in args):
+            return True
+    val_names = {
+        n.id
+        for n in walk_no_defs(f.node)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and _is_val(phases, n)
+    }
+    if not val_names:
+        return False
+    return any(_closure_reads(call, f, model, val_names, 0) for call in calls)
+
+
+def _closure_reads(
+    call: ast.Call, f: Func, model: ScoringModel, names: set[str], depth: int
+) -> bool:
+    """`call` runs a function defined inside `f` that reads one of `names` (f's val data),
+    itself or through other functions defined inside `f`."""
+    for g in model.program.callees(call):
+        if g.parent is None or g.parent.node is not f.node:
+            continue
+        if any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(g.node)):
+            return True
+        if depth < 3:
+            inner = [n for n in walk_no_defs(g.node) if isinstance(n, ast.Call)]
+            if any(_closure_reads(c, f, model, names, depth + 1) for c in inner):
+                return True
+    return False
+
+
+def _is_val(phases: object, expr: ast.AST) -> bool:
+    try:
+        return bool(phases.is_val(expr))  # type: ignore[attr-defined]
+    except Exception:
+        return False
 
 
 def _training(node: ast.AST, model: ScoringModel) -> bool:
