@@ -94,6 +94,7 @@ def main() -> None:
     opts = parser.parse_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
+    tg.tune_cpu_process()  # the trainer's process settings, for both models alike
 
     args = tg.Hyperparameters()
     device = torch.device("cpu")
