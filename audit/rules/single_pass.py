@@ -163,10 +163,21 @@ def _val_loss_call(call: ast.Call, program: object, loss_forward: bool, is_val: 
         return any(is_val(a) for a in args)  # type: ignore[operator]
     if not loss_forward or len(call.args) < 2 or program.callees(call):  # type: ignore[attr-defined]
         return False
-    root = dotted(call.func) or ""
-    if root.split(".", 1)[0] in _LIBRARIES:
+    # the model object itself: `model(x, y)` or `self.model(x, y)`, not a method of a value
+    # (`table.get(key, 0)`), with inputs and targets both read from validation data
+    func = call.func
+    own = isinstance(func, ast.Name) or (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "self"
+    )
+    root = dotted(func) or ""
+    if not own or root.split(".", 1)[0] in _LIBRARIES:
         return False
-    return any(is_val(a) for a in call.args[:2])  # type: ignore[operator]
+    x, y = call.args[0], call.args[1]
+    if isinstance(x, ast.Constant) or isinstance(y, ast.Constant):
+        return False
+    return is_val(x) and is_val(y)  # type: ignore[operator]
 
 
 def _scores(a: ast.AST, b: ast.AST, f: Func, model: ScoringModel, vs: Taint | None) -> bool:
