@@ -788,6 +788,16 @@ def pgolf_scorer(artifact_path: str | None = None, **overrides: object) -> Score
 # -----------------------------
 
 
+def slowed_by_other_load(step_seconds: list[float]) -> bool:
+    # Two OpenMP threads on a CPU that other jobs begin to share wait at every barrier for a
+    # descheduled partner and run 3-5x slower than alone, one thread only ~2x slower
+    # (benchmarks/RESULTS.md). Two consecutive steps over twice the median of steps 2-6
+    # mean such load (the first step warms caches and allocator).
+    if len(step_seconds) <= 6:
+        return False
+    return min(step_seconds[-2:]) > 2.0 * float(np.median(step_seconds[1:6]))
+
+
 def tune_cpu_process() -> None:
     """Process settings for training on a CPU (benchmarks/trainer_mfu.py applies them too)."""
     torch.set_flush_denormal(True)  # denormal floats are ~100x slower on x86 CPUs
@@ -960,6 +970,10 @@ def main() -> None:
             opt.load_state_dict(state)
         train_loader = TrainLoader(args.train_files, rank, world, device, args.seed)
 
+    # The thread choice above cannot see load that starts later: with automatic threads,
+    # the loop drops to one thread when steps slow down (slowed_by_other_load).
+    watch_threads = device.type == "cpu" and args.num_threads <= 0 and torch.get_num_threads() > 1
+    step_seconds: list[float] = []
     monitor_tokens: np.ndarray | None = None
     training_ms, step = 0.0, 0
     sync()
@@ -982,9 +996,19 @@ def main() -> None:
                 f"step:{step}/{args.iterations} val_loss:{vl:.4f} val_bpb:{vb:.4f} train_time:{training_ms:.0f}ms"
             )
             t0 = time.perf_counter()
+        t_step = time.perf_counter()
         loss = train_step(step, lr_scale(step))
         step += 1
         now = time.perf_counter()
+        if watch_threads:
+            step_seconds.append(now - t_step)
+            if slowed_by_other_load(step_seconds):
+                torch.set_num_threads(1)
+                watch_threads = False
+                log0(
+                    f"threads:1 from step {step + 1} (step {step} took {step_seconds[-1]:.2f}s, "
+                    f"steps 2-6 {np.median(step_seconds[1:6]):.2f}s: other load)"
+                )
         elapsed_ms = training_ms + 1000.0 * (now - t0)
         # Stop when one more step of the last step's length would cross the budget.
         last_step_s, t_last = now - t_last, now

@@ -145,6 +145,15 @@ def test_cpu_training_loss_and_gradients_equal_the_logits_path() -> None:
         torch.testing.assert_close(model(x, y), plain.detach())
 
 
+def test_threads_drop_only_after_two_consecutive_slow_steps() -> None:
+    quiet = [3.0, 1.0, 1.1, 0.9, 1.0, 1.0]  # the first step is warm-up and not counted
+    assert not tg.slowed_by_other_load(quiet)
+    assert not tg.slowed_by_other_load([*quiet, 1.2, 1.1])
+    assert not tg.slowed_by_other_load([*quiet, 2.5, 1.0])  # one slow step: a hiccup
+    assert tg.slowed_by_other_load([*quiet, 2.5, 2.2])
+    assert not tg.slowed_by_other_load([5.0, 5.0, 5.0])  # too early to tell
+
+
 # -----------------------------
 # PPM
 # -----------------------------
