@@ -29,15 +29,17 @@ def children(node: ast.AST) -> tuple[ast.AST, ...]:
 
 def walk(node: ast.AST) -> tuple[ast.AST, ...]:
     """Every node of the subtree in `ast.walk` order (breadth first), computed once per node."""
+    # Only the descendants are kept on the node: a tuple holding the node itself would make
+    # every walked node a reference cycle, leaving whole trees to the cyclic garbage collector
+    # (slow, and each pass of it traverses them all) instead of freeing them with the audit.
     try:
-        return node.__dict__[_WALK]
+        below = node.__dict__[_WALK]
     except KeyError:
-        pass
-    out: list[ast.AST] = [node]
-    i = 0
-    while i < len(out):
-        out.extend(children(out[i]))
-        i += 1
-    result = tuple(out)
-    setattr(node, _WALK, result)
-    return result
+        out: list[ast.AST] = list(children(node))
+        i = 0
+        while i < len(out):
+            out.extend(children(out[i]))
+            i += 1
+        below = tuple(out)
+        setattr(node, _WALK, below)
+    return (node, *below)

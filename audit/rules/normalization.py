@@ -99,9 +99,12 @@ def _hash_combine(expr: ast.AST, target: Taint, f: Func, tables: frozenset[str])
 def _hashkey_taint(model: ScoringModel) -> Taint:
     cached = getattr(model, "_hashkey", None)
     if cached is None:
+        # the seed holds the target taint and the tables, not the model that will hold the
+        # taint: a cycle would keep the audit's trees alive until the cyclic collector runs
+        target, tables = model.target, model.int_tables
         cached = Taint(
             model.program,
-            lambda e, t, f: _hash_combine(e, model.target, f, model.int_tables),
+            lambda e, t, f: _hash_combine(e, target, f, tables),
             index_propagates=False,
             only=model.active or None,
         )
