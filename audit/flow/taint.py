@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from audit import astcache
 from audit.flow.index import FunctionInfo, ProgramIndex
+from audit.flow.leaves import SCALAR_FUNCS as _SCALAR_FUNCS
+from audit.flow.leaves import SHAPE_ATTRS as _SHAPE_ATTRS
+from audit.flow.leaves import SHAPE_METHODS as _SHAPE_METHODS
+from audit.flow.leaves import Leaves
 
 VAL_SOURCE = re.compile(
     r"fineweb_val|(?:^|[_/*.-])val_\*|_val_\d|(?:^|/)val[_/.]?\*?\.bin|_val\.bin"
@@ -30,11 +35,6 @@ VAL_SOURCE = re.compile(
 )
 TRAIN_SOURCE = re.compile(r"fineweb_train|(?:^|[_/*.-])train_\*|_train_\d|_train\.bin")
 
-_SHAPE_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
-_SHAPE_METHODS = frozenset({"numel", "size", "dim", "nelement", "__len__", "element_size"})
-_SCALAR_FUNCS = frozenset(
-    {"len", "isinstance", "print", "log", "log0", "logger", "hasattr", "type", "id", "callable"}
-)
 _MUTATORS = frozenset(
     {"append", "extend", "copy_", "add_", "update", "insert", "put_", "index_copy_", "set_"}
 )
@@ -173,6 +173,20 @@ def _base_name(t: ast.expr) -> str | None:
     return t.id if isinstance(t, ast.Name) else None
 
 
+def _resolver(
+    index: ProgramIndex, resolved: dict[int, FunctionInfo | None]
+) -> Callable[[ast.Call, FunctionInfo | None, str], FunctionInfo | None]:
+    """Call resolution memoised per call node (shared by the analyses of one program)."""
+
+    def resolve(e: ast.Call, fn: FunctionInfo | None, file: str) -> FunctionInfo | None:
+        key = id(e)
+        if key not in resolved:
+            resolved[key] = index.resolve_call(e, file, fn)
+        return resolved[key]
+
+    return resolve
+
+
 class TaintAnalysis:
     """Taint for one source pattern over a ProgramIndex."""
 
@@ -201,6 +215,8 @@ class TaintAnalysis:
         self._parts_cache: dict[int, Any] = index.memo.setdefault("taint_parts", {})
         self._resolved: dict[int, FunctionInfo | None] = index.memo.setdefault("resolved", {})
         self._loop_cache: dict[int, set[int]] = index.memo.setdefault("loops", {})
+        self._callee = _resolver(index, self._resolved)
+        self._leaves = Leaves(lambda text: bool(source.search(text)), self._callee)
         self._class_assigns = [
             stmt
             for classes in index.classes.values()
@@ -437,6 +453,13 @@ class TaintAnalysis:
             if e.id in names and self._visible(names, e.id, e):
                 return True
             return fn is not None and e.id in self.state.global_names.get(file, ())
+        leaf = self._leaves.of(e, fn, file)
+        if leaf is not None and leaf.quiet(
+            names,
+            self.state.global_names.get(file, ()) if fn is not None else None,
+            self.state.global_attrs,
+        ):
+            return False  # no name or attribute it reads is tainted
         if isinstance(e, ast.Attribute):
             if e.attr in _SHAPE_ATTRS:
                 return False
@@ -491,11 +514,7 @@ class TaintAnalysis:
         pos = [self.expr(a, names, fn, file) for a in e.args]
         kws = {k.arg: self.expr(k.value, names, fn, file) for k in e.keywords}
         recv = isinstance(f, ast.Attribute) and self.expr(f.value, names, fn, file)
-        resolved = self._resolved
-        key = id(e)
-        if key not in resolved:
-            resolved[key] = self.index.resolve_call(e, file, fn)
-        callee = resolved[key]
+        callee = self._callee(e, fn, file)
         any_arg = any(pos) or any(kws.values())
         if callee is None:
             if self.paths_only:
