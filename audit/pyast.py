@@ -10,10 +10,13 @@ no path sensitivity); rules combine several taints to describe a mechanism.
 from __future__ import annotations
 
 import ast
+import functools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from audit import astcache
+from audit.pyleaves import OPAQUE, SEEDED, Leaves
 
 FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -98,10 +101,39 @@ def target_names(target: ast.AST) -> list[str]:
     return []
 
 
+# a line and its terminator (\r\n, \r or \n), as the parser and ast.get_source_segment split
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+\Z")
+
+
+@functools.lru_cache(maxsize=16)
+def _source_lines(source: str) -> tuple[str, ...]:
+    return tuple(_LINE.findall(source))
+
+
+def source_segment(source: str, node: ast.AST) -> str | None:
+    """`ast.get_source_segment(source, node)`, without splitting `source` again on every call
+    (the stdlib splits it character by character: seconds per audit on large files)."""
+    try:
+        if node.end_lineno is None or node.end_col_offset is None:  # type: ignore[attr-defined]
+            return None
+        lineno = node.lineno - 1  # type: ignore[attr-defined]
+        end_lineno = node.end_lineno - 1  # type: ignore[attr-defined]
+        col_offset = node.col_offset  # type: ignore[attr-defined]
+        end_col_offset = node.end_col_offset  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+    lines = _source_lines(source)
+    if end_lineno == lineno:
+        return lines[lineno].encode()[col_offset:end_col_offset].decode()
+    first = lines[lineno].encode()[col_offset:].decode()
+    last = lines[end_lineno].encode()[:end_col_offset].decode()
+    return "".join([first, *lines[lineno + 1 : end_lineno], last])
+
+
 def expr_text(node: ast.AST, source: str, limit: int = 160) -> str:
     """Source text of `node` on one line, shortened to `limit` characters."""
     try:
-        seg = ast.get_source_segment(source, node) or ast.unparse(node)
+        seg = source_segment(source, node) or ast.unparse(node)
     except Exception:
         seg = ast.unparse(node) if isinstance(node, ast.AST) else ""
     seg = " ".join(seg.split())
@@ -466,6 +498,7 @@ class Taint:
         self._cache: dict[int, bool] = {}
         self._final = False
         self._memo: dict[int, bool] = {}
+        self._leaves = Leaves()
         for f in program.funcs:
             if seed_names:
                 self.names[id(f.node)].update(p for p in f.params if seed_names(p))
@@ -520,8 +553,11 @@ class Taint:
         return False
 
     def _expr(self, expr: ast.AST, f: Func, names: set[str]) -> bool:
-        if self.seed(expr, self, f):
+        s = self._leaves.of(expr, f, self)
+        if s is SEEDED:  # the seed fires here
             return True
+        if s is not OPAQUE and s.quiet(names, self.returns):  # type: ignore[union-attr]
+            return False  # nothing it reads or calls is tainted
         if isinstance(expr, ast.Name | ast.Attribute) and self._leaf(expr, names):
             return True
         if isinstance(expr, ast.Attribute):
