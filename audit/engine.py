@@ -9,12 +9,13 @@ unsuppressed warning, else pass.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import math
 import pkgutil
 import tempfile
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,25 @@ def audit_context(
     )
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while one folder is audited.
+
+    An audit holds millions of small objects (the trees and the analyses' per-node caches)
+    and the collector would traverse them again and again, about a tenth of the audit's time.
+    The audit's data structures hold no reference cycles, so refcounting frees them; any cycle
+    made meanwhile is collected once the folder is done.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def audit_folder(
     folder: Path,
     *,
@@ -300,8 +320,9 @@ def audit_folder(
     config: Mapping[str, str] | None = None,
 ) -> AuditReport:
     """Audit one folder. Raises InputError (exit 2) only if the folder cannot be audited."""
-    ctx = build_context(Path(folder), config=config)
-    report = audit_context(ctx, select=select, ignore=ignore)
+    with gc_paused():
+        ctx = build_context(Path(folder), config=config)
+        report = audit_context(ctx, select=select, ignore=ignore)
     if probe:
         probes, extra = _run_probes(Path(folder), probe_timeout_s)
         report.probes = probes
