@@ -235,13 +235,13 @@ def build_context(folder: Path, *, config: Mapping[str, str] | None = None) -> A
 
 
 def parse_source(rel: str, raw: str, raw_size: int, truncated: bool = False) -> SourceFile:
-    text, layers, blobs, problems = _unpack(raw)
-    tree: ast.Module | None = None
+    text, layers, blobs, problems, tree = _unpack(raw)
     error: str | None = None
     error_line: int | None = None
     lenient_lines: list[int] = []
     try:
-        tree = ast.parse(text, filename=rel)
+        if tree is None:  # the unpacker parsed the text already when it could
+            tree = ast.parse(text, filename=rel)
     except SyntaxError as exc:
         error, error_line = f"line {exc.lineno}: {exc.msg}", exc.lineno
         from audit.lenient import lenient_parse
@@ -267,20 +267,22 @@ def parse_source(rel: str, raw: str, raw_size: int, truncated: bool = False) -> 
     )
 
 
-def _unpack(raw: str) -> tuple[str, list[str], list[Any], list[str]]:
+def _unpack(raw: str) -> tuple[str, list[str], list[Any], list[str], ast.Module | None]:
     try:
         from audit.unpack import unpack_source
     except ImportError:
-        return raw, [], [], []
+        return raw, [], [], [], None
     try:
         result = unpack_source(raw)
     except Exception as exc:  # a bug in the unpacker must not abort the audit
-        return raw, [], [], [f"unpacker failed: {type(exc).__name__}: {exc}"[:300]]
+        return raw, [], [], [f"unpacker failed: {type(exc).__name__}: {exc}"[:300]], None
+    tree = getattr(result, "tree", None)
     return (
         str(getattr(result, "text", raw)),
         list(getattr(result, "layers", []) or []),
         list(getattr(result, "blobs", []) or []),
         [str(p) for p in getattr(result, "problems", []) or []],
+        tree if isinstance(tree, ast.Module) else None,
     )
 
 

@@ -16,6 +16,7 @@ import ast
 import base64
 import binascii
 import bz2
+import contextlib
 import lzma
 import re
 import zlib
@@ -43,6 +44,8 @@ class Unpacked:
     layers: list[str] = field(default_factory=list)
     blobs: list[EmbeddedBlob] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # `text` parsed (None when it does not parse): the blob search needs it, the audit reuses it
+    tree: ast.Module | None = field(default=None, repr=False, compare=False)
 
 
 class _PayloadError(Exception):
@@ -475,12 +478,16 @@ def find_blobs(
     text: str, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
 ) -> tuple[list[EmbeddedBlob], list[str]]:
     """Locate C/CUDA sources in string literals and in decoded payloads that are not exec'd."""
-    blobs: list[EmbeddedBlob] = []
-    problems: list[str] = []
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return blobs, problems
+        return [], []
+    return _blobs_in(tree, max_output_bytes)
+
+
+def _blobs_in(tree: ast.Module, max_output_bytes: int) -> tuple[list[EmbeddedBlob], list[str]]:
+    blobs: list[EmbeddedBlob] = []
+    problems: list[str] = []
     ev = _Evaluator(tree, max_output_bytes)
     seen: set[int] = set()
     for node in ast.walk(tree):
@@ -545,8 +552,14 @@ def unpack_source(
     else:
         if _one_layer(current, max_output_bytes, [], seen) is not None:
             problems.append(f"more than {max_depth} nested packing layers; the rest is left packed")
-    blobs, blob_problems = find_blobs(current, max_output_bytes)
+    tree: ast.Module | None = None
+    blobs: list[EmbeddedBlob] = []
+    blob_problems: list[str] = []
+    with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = ast.parse(current)
+    if tree is not None:
+        blobs, blob_problems = _blobs_in(tree, max_output_bytes)
     for p in blob_problems:
         if p not in problems:
             problems.append(p)
-    return Unpacked(text=current, layers=layers, blobs=blobs, problems=problems)
+    return Unpacked(text=current, layers=layers, blobs=blobs, problems=problems, tree=tree)
