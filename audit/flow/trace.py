@@ -106,6 +106,8 @@ class Tracer:
                         self._prefix_count[lead] = self._prefix_count.get(lead, 0) + 1
         self.trace = Trace()
         self._defs_cache: dict[str, dict[str, ast.expr]] = {}
+        # statements are visited once per call path: their sorted calls are listed once
+        self._calls_cache: dict[int, list[ast.Call]] = {}
 
     def run(self) -> Trace:
         entry_file, body = self._entry()
@@ -133,6 +135,12 @@ class Tracer:
         return None, []
 
     # ------------------------------------------------------------------ walking
+
+    def _calls_of(self, node: ast.AST) -> list[ast.Call]:
+        hit = self._calls_cache.get(id(node))
+        if hit is None:
+            hit = self._calls_cache[id(node)] = _calls_in(node)
+        return hit
 
     def _defs(self, fn: FunctionInfo | None) -> dict[str, ast.expr]:
         key = fn.qualname if fn else ""
@@ -241,7 +249,7 @@ class Tracer:
     ) -> None:
         if len(stack) >= _MAX_DEPTH:
             return
-        for call in _calls_in(node):
+        for call in self._calls_of(node):
             callees = [self.index.resolve_call(call, file, fn)]
             # functions handed over as arguments (`timed_eval("x", eval_fn, ...)`) run too
             for arg in [*call.args, *(k.value for k in call.keywords)]:
@@ -291,7 +299,7 @@ class Tracer:
                     self.trace.loads.append(occ)
 
     def _classify(self, stmt: ast.stmt, occ: Occurrence) -> None:
-        for call in _calls_in(stmt):
+        for call in self._calls_of(stmt):
             name = _dotted(call.func)
             short = name.rsplit(".", 1)[-1]
             if short == "save" and len(call.args) >= 2 and name.startswith("torch"):

@@ -248,7 +248,8 @@ def build(
     repaired: frozenset[str] = frozenset(),
 ) -> ScoringModel:
     program = Program(trees)
-    reach = _Reach(program, trees, config, logged_metrics)
+    shared = _shared_evaluator(phase_model, trees, config)
+    reach = _Reach(program, trees, config, logged_metrics, shared)
     model = ScoringModel(program, None, None, None, reach, sources)  # type: ignore[arg-type]
     model.phases = phase_model
     model.repaired = repaired
@@ -297,6 +298,22 @@ def build(
     model.int_tables = _int_tables(program)
     model.active = frozenset(active)
     return model
+
+
+def _shared_evaluator(
+    phase_model: Any, trees: dict[str, ast.Module], config: dict[str, str]
+) -> Any:
+    """The phase model's ConfigEvaluator when it was built over these very trees (no file
+    repaired here) and configuration, so they are indexed once per audit; else None."""
+    theirs = getattr(getattr(phase_model, "index", None), "trees", None)
+    evaluator = getattr(phase_model, "config", None)
+    if not isinstance(theirs, dict) or list(theirs) != list(trees):
+        return None
+    if any(theirs[k] is not v for k, v in trees.items()):
+        return None
+    if getattr(evaluator, "config", None) != {k.upper(): v for k, v in config.items()}:
+        return None
+    return evaluator
 
 
 def _log_heads(ctx: AuditContext) -> frozenset[str]:
@@ -368,17 +385,19 @@ class _Reach:
         trees: dict[str, ast.Module],
         config: dict[str, str],
         logged_metrics: frozenset[str] = frozenset(),
+        evaluator: Any = None,
     ) -> None:
         self.program = program
         self.logged = logged_metrics
         self.memo: dict[int, bool] = {}
-        self.evaluator: Any = None
-        try:
-            from audit.flow.config import ConfigEvaluator
+        self.evaluator: Any = evaluator
+        if evaluator is None:
+            try:
+                from audit.flow.config import ConfigEvaluator
 
-            self.evaluator = ConfigEvaluator(trees, config)
-        except Exception:  # the phase model is optional: without it every function counts
-            self.evaluator = None
+                self.evaluator = ConfigEvaluator(trees, config)
+            except Exception:  # the phase model is optional: without it every function counts
+                self.evaluator = None
         self.parents = program.parent
         # name -> places where it is called or referenced
         self.refs: dict[str, list[tuple[ast.AST, Func]]] = {}
