@@ -129,7 +129,7 @@ class AuditContext:
 
     @property
     def track(self) -> str | None:
-        """The claim's track: submission.json, else the folder path, else its own words."""
+        """The claim's track: its own statement, else the folder path, else the README's words."""
         return self.cache.get("track") if "track" in self.cache else _infer_track(self)
 
     @property
@@ -375,23 +375,41 @@ def _load_submission(ctx: AuditContext) -> None:
 _NON_RECORD_WORDS = re.compile(r"non[-_ ]?record|unlimited[- ]compute|not a record", re.I)
 
 
-def _infer_track(ctx: AuditContext) -> str | None:
+def claimed_track(ctx: AuditContext) -> str | None:
+    """The track the claim states: "non-record" in its name, else its `track`."""
     sub = ctx.submission or {}
+    # The name comes first: the reader fills a missing `track` from the folder path, and a
+    # "Non-record: ..." title is the author's own, more specific statement.
+    if _NON_RECORD_WORDS.search(str(sub.get("name") or "")):
+        return facts.NON_RECORD_TRACK
     try:
         from pgolf.submission import normalize_track
     except ImportError:  # pragma: no cover - pgolf.submission ships with pgolf
         normalize_track = None
     raw = sub.get("track")
     if isinstance(raw, str):
-        track = normalize_track(raw) if normalize_track else raw
-        if track:
-            return track
+        return (normalize_track(raw) if normalize_track else raw) or None
+    return None
+
+
+def path_track(ctx: AuditContext) -> str | None:
+    """The track the folder's path puts the claim in (`records/track_.../`), if any."""
     for part in ctx.folder.parts:
         if part.startswith("track_"):
             return facts.NON_RECORD_TRACK if "non_record" in part else facts.RECORD_TRACK
-    words = " ".join(str(sub.get(k) or "") for k in ("name", "blurb"))
+    return None
+
+
+def _infer_track(ctx: AuditContext) -> str | None:
+    # The claimant's own words come before the folder path: maintainers judge a submission
+    # named "Non-record: ..." as a non-record entry even when it sits in the record folder
+    # (PG108 reports the disagreement).
+    track = claimed_track(ctx) or path_track(ctx)
+    if track:
+        return track
+    blurb = str((ctx.submission or {}).get("blurb") or "")
     head = "\n".join((ctx.readme or "").splitlines()[:40])
-    if _NON_RECORD_WORDS.search(words) or _NON_RECORD_WORDS.search(head):
+    if _NON_RECORD_WORDS.search(blurb) or _NON_RECORD_WORDS.search(head):
         return facts.NON_RECORD_TRACK
     return None
 

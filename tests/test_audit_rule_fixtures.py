@@ -46,8 +46,13 @@ def _family_pairs(findings, fam: str) -> set[tuple[int | None, str]]:
 
 
 def _audit_dir(src: Path, tmp_path: Path):
-    dest = tmp_path / src.name
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("expected.json", "links.json"))
+    # A fixture whose rule reads the folder's place (records/<track>/...) says where it goes.
+    where = src / "where.txt"
+    parent = tmp_path / where.read_text().strip() if where.exists() else tmp_path
+    dest = parent / src.name
+    shutil.copytree(
+        src, dest, ignore=shutil.ignore_patterns("expected.json", "links.json", "where.txt")
+    )
     # Symlinks that leave a folder are created here, never committed (tools walking the
     # repository would follow them).
     links = src / "links.json"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from audit import facts, suppress
 from audit.claims import num, per_seed
-from audit.context import AuditContext, looks_like_log
+from audit.context import AuditContext, claimed_track, looks_like_log, path_track
 from audit.model import Finding, Rule, Severity, register
 
 
@@ -429,6 +429,53 @@ class UnjustifiedSuppression(Rule):
     def check(self, ctx: AuditContext) -> Iterator[Finding]:
         for file, line, problem in suppress.collect(ctx).problems:
             yield self.finding(file=file, line=line, problem=problem)
+
+
+@register
+class TrackMismatch(Rule):
+    """The folder's track and the track the claim states disagree.
+
+    ## What it does
+    Compares the track of the folder path (`records/track_10min_16mb/...` or
+    `records/track_non_record_16mb/...`) with the track the claim states ("non-record" in the
+    `name` of submission.json, else its `track`). The claim's own statement decides which
+    caps apply (a "Non-record: ..." submission is judged as one), and this warning says the
+    folder is misplaced.
+
+    ## Why is this bad?
+    Record-track caps (R1-R3) and statistics (R6) apply to record claims only; a folder in the
+    record track that calls itself non-record (or the reverse) leaves maintainers to guess
+    which rules the author meant to meet (R7).
+
+    ## Illegal example
+    ```text
+    records/track_10min_16mb/2026-05-01_Idea/submission.json:
+      {"name": "Non-record: an idea that misses the time cap", ...}
+    ```
+
+    ## Legal example
+    ```text
+    records/track_non_record_16mb/2026-05-01_Idea/submission.json:
+      {"name": "Non-record: an idea that misses the time cap", ...}
+    ```
+
+    ## References
+    - RULES.md "Tracks" and R7 (docs/rules.md).
+    """
+
+    id = "PG108"
+    name = "track-mismatch"
+    condition = "R7"
+    severity = Severity.WARNING
+    message = (
+        "the folder sits in {path} but submission.json states {claimed}; the audit applies "
+        "the claim's own track ({claimed}) and the folder belongs in records/{claimed}/"
+    )
+
+    def check(self, ctx: AuditContext) -> Iterator[Finding]:
+        in_path, stated = path_track(ctx), claimed_track(ctx)
+        if in_path and stated and in_path != stated:
+            yield self.finding(file="submission.json", path=in_path, claimed=stated)
 
 
 def _normalize(text: str) -> list[str]:
