@@ -415,7 +415,7 @@ class GPT(nn.Module):
         return F.linear(x, self.tok_emb.weight.to(x.dtype)).float()  # tied head, (B, T, V)
 
     def forward(self, idx: Tensor, targets: Tensor) -> Tensor:
-        if idx.is_cuda or not torch.is_grad_enabled():
+        if idx.device.type != "cpu" or not torch.is_grad_enabled():
             logits = self.logits(idx)
             return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         x = self.hidden(idx)
@@ -437,7 +437,7 @@ class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor, y: Tensor) -> Tensor:
         grad_x, grad_w = torch.empty_like(x), torch.zeros_like(w)
-        total = torch.zeros((), dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device=x.device)
         rows = max(16, CE_BLOCK_LOGITS // w.size(0))
         for i in range(0, x.size(0), rows):
             xb, yb = x[i : i + rows], y[i : i + rows]
