@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from audit import astcache
-from audit.pyleaves import OPAQUE, SEEDED, Leaves
+from audit.pyleaves import OPAQUE, SEEDED, Leaves, Shapes
 
 FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -243,6 +243,14 @@ class Program:
                     if name and name not in called:
                         called.add(name)
                         self.callers.setdefault(name, []).append(f)
+
+    def shapes(self, index_propagates: bool) -> Shapes:
+        """Expression shapes shared by every taint of this program (audit.pyleaves)."""
+        table = self.__dict__.setdefault("_shapes", {})
+        hit = table.get(index_propagates)
+        if hit is None:
+            hit = table[index_propagates] = Shapes(index_propagates)
+        return hit
 
     def _add(self, f: Func) -> None:
         self.funcs.append(f)
@@ -498,7 +506,7 @@ class Taint:
         self._cache: dict[int, bool] = {}
         self._final = False
         self._memo: dict[int, bool] = {}
-        self._leaves = Leaves()
+        self._leaves = Leaves(program.shapes(index_propagates))
         for f in program.funcs:
             if seed_names:
                 self.names[id(f.node)].update(p for p in f.params if seed_names(p))
@@ -553,11 +561,15 @@ class Taint:
         return False
 
     def _expr(self, expr: ast.AST, f: Func, names: set[str]) -> bool:
-        s = self._leaves.of(expr, f, self)
-        if s is SEEDED:  # the seed fires here
+        state = self._leaves.state(expr, f, self)
+        if state is SEEDED:  # the seed fires here
             return True
-        if s is not OPAQUE and s.quiet(names, self.returns):  # type: ignore[union-attr]
-            return False  # nothing it reads or calls is tainted
+        if (
+            state is not OPAQUE
+            and state.names.isdisjoint(names)  # type: ignore[union-attr]
+            and state.calls.isdisjoint(self.returns)  # type: ignore[union-attr]
+        ):
+            return False  # no seed below, and nothing it reads or calls is tainted
         if isinstance(expr, ast.Name | ast.Attribute) and self._leaf(expr, names):
             return True
         if isinstance(expr, ast.Attribute):

@@ -2,11 +2,15 @@
 
 `Taint._expr` evaluates the same expressions over and over (each local pass of each function,
 each time the worklist wakes it, then every query of the rules), calling the seed at every
-node on the way, and almost every answer is False. `Leaves.of(e, f)` records once per
-(node, function) the seed's verdict at the node and, over exactly the children `_expr`
-visits, the names and dotted attributes read, the submission functions called (a call is
-tainted when its callee returns taint) and whether a seed fires anywhere below. `_expr` is
-then False without walking whenever none of those leaves is tainted.
+node on the way, and almost every answer is False. Two per-node records let it answer False
+without walking:
+
+- the expression's *shape* (shared by every taint of one program): over exactly the children
+  `_expr` visits, the names and dotted attributes read and the submission functions called
+  (a call is tainted when its callee returns taint);
+- its *state* for one taint and function: SEEDED (the seed fires at the node: tainted), OPAQUE
+  (a seed or a seeded name below: evaluate in full) or its shape when no seed fires anywhere
+  below (then tainted only through a name or a callee of the shape).
 
 Seeds must depend only on the node and the function (every seed of the scoring model and of
 the rules does: they read finished taints and fixed tables, never the taint being built).
@@ -15,116 +19,140 @@ the rules does: they read finished taints and fixed tables, never the taint bein
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from audit import astcache
 
 if TYPE_CHECKING:
-    from audit.pyast import Func, Taint
+    from audit.pyast import Func, Program, Taint
 
-_COMPREHENSIONS = ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _EMPTY: frozenset[str] = frozenset()
 
+SEEDED = "seeded"
+OPAQUE = "opaque"
 
-class Leaf:
-    """Names/dotted attributes read and functions called by an expression, seed-free."""
 
-    __slots__ = ("calls", "names")
+class Shape:
+    """Names/dotted attributes read and functions called by an expression; the children
+    `Taint._expr` visits."""
 
-    def __init__(self, names: frozenset[str], calls: frozenset[str]) -> None:
+    __slots__ = ("calls", "kids", "names")
+
+    def __init__(
+        self, names: frozenset[str], calls: frozenset[str], kids: tuple[ast.AST, ...]
+    ) -> None:
         self.names = names
         self.calls = calls
-
-    def quiet(self, tainted: set[str], returning: set[str]) -> bool:
-        """True when nothing the expression reads or calls is tainted: neither is it."""
-        return self.names.isdisjoint(tainted) and self.calls.isdisjoint(returning)
+        self.kids = kids
 
 
-NONE = Leaf(_EMPTY, _EMPTY)
-SEEDED = "seeded"  # the seed fires at the node itself: tainted
-OPAQUE = "opaque"  # a seed (or a seeded name) below: evaluate in full
-
-Summary = Leaf | str
+_NOTHING = Shape(_EMPTY, _EMPTY, ())
 
 
-class Leaves:
-    """Summaries of one taint's expressions, per (function, node).
+class Shapes:
+    """Expression shapes of one program (one table per `index_propagates` setting).
 
-    The taint is handed in on each call rather than kept: taint and summaries holding each
-    other would be a reference cycle, keeping the audit's trees alive for the cyclic GC.
+    Kept by the program and handed it on each call (not holding it: no reference cycle).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, index_propagates: bool) -> None:
         from audit import pyast  # pyast imports this module
 
         self._sanitizers = pyast.SANITIZERS
         self._call_name = pyast.call_name
         self._dotted = pyast.dotted
-        # id(function node) -> id(node) -> (node, summary); holding the node keeps its id
-        # from being reused while the summary is kept
-        self._memo: dict[int, dict[int, tuple[ast.AST, Summary]]] = {}
+        self.index_propagates = index_propagates
+        # id -> (node, shape): holding the node keeps its id from being reused meanwhile
+        self._memo: dict[int, tuple[ast.AST, Shape]] = {}
+        self._names: dict[str, Shape] = {}
 
-    def of(self, e: ast.AST, f: Func, t: Taint) -> Summary:
-        """The summary of `e`, an expression of `f`, for taint `t`."""
+    def of(self, e: ast.AST, program: Program) -> Shape:
+        hit = self._memo.get(id(e))
+        if hit is not None:
+            return hit[1]
+        s = self._compute(e, program)
+        self._memo[id(e)] = (e, s)
+        return s
+
+    def _compute(self, e: ast.AST, program: Program) -> Shape:
+        """Mirror of the children `Taint._expr` visits (keep the two in step)."""
+        tp = type(e)
+        names: set[str] = set()
+        calls: set[str] = set()
+        kids: tuple[ast.AST, ...]
+        if tp is ast.Name:
+            name = e.id  # type: ignore[attr-defined]
+            s = self._names.get(name)
+            if s is None:
+                s = self._names[name] = Shape(frozenset((name,)), _EMPTY, ())
+            return s
+        if tp is ast.Attribute:
+            d = self._dotted(e)
+            if d is not None:
+                names.add(d)
+            kids = () if e.attr in self._sanitizers else (e.value,)  # type: ignore[attr-defined]
+        elif tp is ast.Call:
+            if self._call_name(e) in self._sanitizers:
+                return _NOTHING
+            calls.update(c.qualname for c in program.callees(e) if c.file in program.trees)  # type: ignore[arg-type]
+            func = e.func  # type: ignore[attr-defined]
+            kids = (*e.args, *(k.value for k in e.keywords))  # type: ignore[attr-defined]
+            if type(func) is ast.Attribute:
+                kids = (*kids, func.value)
+        elif tp is ast.Lambda or tp is ast.FunctionDef:
+            return _NOTHING
+        elif tp is ast.Subscript and not self.index_propagates:
+            kids = (e.value,)  # type: ignore[attr-defined]
+        elif tp in _COMPREHENSIONS:
+            gens = e.generators  # type: ignore[attr-defined]
+            elts = (e.key, e.value) if tp is ast.DictComp else (e.elt,)  # type: ignore[attr-defined]
+            kids = (*(g.iter for g in gens), *elts, *(c for g in gens for c in g.ifs))
+        else:
+            kids = tuple(c for c in astcache.children(e) if not isinstance(c, ast.expr_context))
+        for k in kids:
+            s = self.of(k, program)
+            if s.names:
+                names.update(s.names)
+            if s.calls:
+                calls.update(s.calls)
+        if not names and not calls and not kids:
+            return _NOTHING
+        return Shape(
+            frozenset(names) if names else _EMPTY, frozenset(calls) if calls else _EMPTY, kids
+        )
+
+
+class Leaves:
+    """States of one taint's expressions, per (function, node), over the program's shapes.
+
+    The taint is handed in on each call rather than kept: taint and states holding each
+    other would be a reference cycle, keeping the audit's trees alive for the cyclic GC.
+    """
+
+    def __init__(self, shapes: Shapes) -> None:
+        self.shapes = shapes
+        # id(function node) -> id(node) -> (node, state)
+        self._memo: dict[int, dict[int, tuple[ast.AST, str | Shape]]] = {}
+
+    def state(self, e: ast.AST, f: Func, t: Taint) -> str | Shape:
+        """SEEDED, OPAQUE, or (quiet: no seed below) the shape of `e`, an expression of `f`,
+        under taint `t`."""
         per = self._memo.get(id(f.node))
         if per is None:
             per = self._memo[id(f.node)] = {}
         hit = per.get(id(e))
         if hit is not None:
             return hit[1]
-        s = self._compute(e, f, t)
-        per[id(e)] = (e, s)
-        return s
-
-    def _union(
-        self, parts: Iterable[ast.AST], f: Func, t: Taint, names: set[str], calls: set[str]
-    ) -> bool:
-        """Add the parts' leaves to `names`/`calls`; False when a part is opaque."""
-        for p in parts:
-            s = self.of(p, f, t)
-            if isinstance(s, str):
-                return False
-            names.update(s.names)
-            calls.update(s.calls)
-        return True
-
-    def _compute(self, e: ast.AST, f: Func, t: Taint) -> Summary:
-        """Mirror of the children `Taint._expr` visits (keep the two in step)."""
         if t.seed(e, t, f):
-            return SEEDED
-        names: set[str] = set()
-        calls: set[str] = set()
-        parts: list[ast.AST]
-        if isinstance(e, ast.Name):
-            if t.seed_names and t.seed_names(e.id):
-                return OPAQUE
-            return Leaf(frozenset((e.id,)), _EMPTY)
-        if isinstance(e, ast.Attribute):
-            d = self._dotted(e)
-            if d is not None:
-                names.add(d)
-            parts = [] if e.attr in self._sanitizers else [e.value]
-        elif isinstance(e, ast.Call):
-            if self._call_name(e) in self._sanitizers:
-                return NONE
-            program = t.program
-            calls.update(c.qualname for c in program.callees(e) if c.file in program.trees)
-            parts = [*e.args, *(k.value for k in e.keywords)]
-            if isinstance(e.func, ast.Attribute):
-                parts.append(e.func.value)
-        elif isinstance(e, ast.Lambda | ast.FunctionDef):
-            return NONE
-        elif isinstance(e, ast.Subscript) and not t.index_propagates:
-            parts = [e.value]
-        elif isinstance(e, _COMPREHENSIONS):
-            elts = [e.key, e.value] if isinstance(e, ast.DictComp) else [e.elt]
-            conds = [c for g in e.generators for c in g.ifs]
-            parts = [*(g.iter for g in e.generators), *elts, *conds]
+            st = SEEDED
+        elif type(e) is ast.Name and t.seed_names and t.seed_names(e.id):
+            st = OPAQUE
         else:
-            parts = [c for c in astcache.children(e) if not isinstance(c, ast.expr_context)]
-        if not self._union(parts, f, t, names, calls):
-            return OPAQUE
-        if not names and not calls:
-            return NONE
-        return Leaf(frozenset(names), frozenset(calls))
+            st = shape = self.shapes.of(e, t.program)
+            for k in shape.kids:
+                if isinstance(self.state(k, f, t), str):
+                    st = OPAQUE
+                    break
+        per[id(e)] = (e, st)
+        return st
