@@ -52,4 +52,4 @@ def walk(node: ast.AST) -> tuple[ast.AST, ...]:
             i += 1
         below = tuple(out)
         setattr(node, _WALK, below)
-    return (node, *below)
+    return (node,) + below

@@ -390,6 +390,7 @@ class _Reach:
         self.program = program
         self.logged = logged_metrics
         self.memo: dict[int, bool] = {}
+        self._defs: dict[int, dict[str, ast.expr]] = {}  # per function node: _local_defs
         self.evaluator: Any = evaluator
         if evaluator is None:
             try:
@@ -464,7 +465,9 @@ class _Reach:
     def _live(self, node: ast.AST, caller: Func) -> bool:
         if self.evaluator is None:
             return True
-        local = _local_defs(caller)
+        local = self._defs.get(id(caller.node))
+        if local is None:
+            local = self._defs[id(caller.node)] = _local_defs(caller)
         cur: ast.AST = node
         while True:
             parent = self.parents.get(id(cur))

@@ -59,7 +59,8 @@ def _score_writes(loop: ast.AST, model: ScoringModel, f: Func) -> Iterator[tuple
 
 def _rescoring(f: Func, model: ScoringModel) -> Iterator[tuple[ast.stmt, str]]:
     # 1. A later, separate loop overwrites per-chunk scores written by an earlier loop.
-    loops = [lp for lp in _loops(f) if not any(o is not lp and _inside(lp, o) for o in _loops(f))]
+    every = _loops(f)
+    loops = [lp for lp in every if not any(o is not lp and _inside(lp, o) for o in every)]
     written: dict[str, ast.stmt] = {}
     for lp in sorted(loops, key=lambda n: n.lineno):
         here = list(_score_writes(lp, model, f))
