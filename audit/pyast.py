@@ -481,6 +481,8 @@ _FLOW_NODES = (
 )
 
 SeedFn = Callable[[ast.AST, "Taint", Func], bool]
+# what `Taint._expr` is ever handed: expressions and the operator nodes inside them
+_EXPR_PARTS = (ast.expr, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
 
 
 class Taint:
@@ -516,6 +518,8 @@ class Taint:
         self._dirty: set[int] = {
             id(f.node) for f in program.funcs if only is None or id(f.node) in only
         }
+        if seed_names is None and not self._seeded_somewhere():
+            self._dirty.clear()  # every expression of the analysed code is untainted
         budget = rounds * max(len(program.funcs), 1)
         while self._dirty and budget > 0:
             for f in program.funcs:
@@ -524,6 +528,20 @@ class Taint:
                     budget -= 1
                     self._run(f)
         self._final = True
+
+    def _seeded_somewhere(self) -> bool:
+        """Does the seed fire at any node `_expr` can reach in the analysed functions?
+
+        Without a seeded name, taint only starts where the seed fires: if it fires nowhere,
+        no name gets tainted and no function returns taint (the worklist would find nothing).
+        """
+        for f in self.program.funcs:
+            if self.only is not None and id(f.node) not in self.only:
+                continue
+            for n in walk_no_defs(f.node):
+                if isinstance(n, _EXPR_PARTS) and self.seed(n, self, f):
+                    return True
+        return False
 
     # ------------------------------------------------------------------ queries
 
