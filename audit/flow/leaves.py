@@ -6,9 +6,10 @@ stay untainted. `Leaves.of(e)` lists, once per node, the names and attributes th
 of `e` reads, following exactly the children `expr` visits. `expr` can only be true when one
 of them is tainted, so when none is the answer is False without walking the expression.
 
-An expression that holds a source string or a call into the submission's own functions is
-"opaque" (None): its value depends on more than its leaves (a callee's return summary) and
-its evaluation has effects (the callee is analysed), so it always takes the full path.
+An expression that calls one of the submission's own functions always takes the full path:
+its value depends on more than its leaves (the callee's return summary) and its evaluation
+has effects (the callee is analysed). One whose string constants name the analysis' source
+does too. Leaves are the same for every source, so the val and train analyses share them.
 """
 
 from __future__ import annotations
@@ -29,16 +30,21 @@ _EMPTY: frozenset[str] = frozenset()
 
 
 class Leaf:
-    """Names and attribute names read by an expression (the places taint can enter it)."""
+    """Names, attribute names and string constants read by an expression (the places taint
+    can enter it), and whether it calls a function of the submission."""
 
-    __slots__ = ("attrs", "names")
+    __slots__ = ("attrs", "calls", "names", "strs")
 
-    def __init__(self, names: frozenset[str], attrs: frozenset[str]) -> None:
+    def __init__(
+        self, names: frozenset[str], attrs: frozenset[str], strs: frozenset[str], calls: bool
+    ) -> None:
         self.names = names
         self.attrs = attrs
+        self.strs = strs
+        self.calls = calls
 
     def quiet(self, env: set[str], globals_: Iterable[str] | None, attrs: set[str]) -> bool:
-        """True when no leaf is tainted: the expression cannot be."""
+        """True when no name or attribute it reads is tainted."""
         return (
             self.names.isdisjoint(env)
             and (globals_ is None or self.names.isdisjoint(globals_))
@@ -46,104 +52,103 @@ class Leaf:
         )
 
 
-_NONE = Leaf(_EMPTY, _EMPTY)
+_NONE = Leaf(_EMPTY, _EMPTY, _EMPTY, False)
+Resolve = Callable[[ast.Call, Any, str], object]
 
 
 class Leaves:
-    """Per-node `Leaf` (or None when opaque), computed once per analysis.
+    """Per-node `Leaf`, computed once per program and shared by its analyses (val, train).
 
-    `is_source(text)` says whether a string constant names the analysis' source;
     `resolve(call, fn, file)` gives the submission function a call in `fn` of `file` runs
-    (None for library calls). It must not hold the analysis (no bound method): the two would
-    form a reference cycle that keeps every tree alive until the cyclic collector runs.
+    (None for library calls). It is handed in on each call, not kept: a resolver holds the
+    program index that keeps these leaves, and the two would form a reference cycle.
     """
 
-    def __init__(
-        self, is_source: Callable[[str], bool], resolve: Callable[[ast.Call, Any, str], object]
-    ) -> None:
-        self.is_source = is_source
-        self.resolve = resolve
+    def __init__(self) -> None:
         # id -> (node, leaf): holding the node keeps its id from being reused meanwhile
-        self._memo: dict[int, tuple[ast.AST, Leaf | None]] = {}
+        self._memo: dict[int, tuple[ast.AST, Leaf]] = {}
 
-    def of(self, e: ast.AST, fn: Any, file: str) -> Leaf | None:
+    def of(self, e: ast.AST, fn: Any, file: str, resolve: Resolve) -> Leaf:
         """The leaves of `e`, an expression of function `fn` (None: module level) in `file`."""
         hit = self._memo.get(id(e))
         if hit is not None:
             return hit[1]
-        leaf = self._compute(e, fn, file)
+        leaf = self._compute(e, fn, file, resolve)
         self._memo[id(e)] = (e, leaf)
         return leaf
 
-    def _union(self, parts: Iterable[ast.AST | None], fn: Any, file: str) -> Leaf | None:
-        names: set[str] = set()
-        attrs: set[str] = set()
+    def _union(
+        self,
+        parts: Iterable[ast.AST | None],
+        fn: Any,
+        file: str,
+        resolve: Resolve,
+        leaf: tuple[set[str], set[str], set[str]] | None = None,
+        calls: bool = False,
+    ) -> Leaf:
+        names, attrs, strs = leaf or (set(), set(), set())
         for p in parts:
             if p is None:
                 continue
-            leaf = self.of(p, fn, file)
-            if leaf is None:
-                return None
-            names.update(leaf.names)
-            attrs.update(leaf.attrs)
-        if not names and not attrs:
+            sub = self.of(p, fn, file, resolve)
+            names.update(sub.names)
+            attrs.update(sub.attrs)
+            strs.update(sub.strs)
+            calls = calls or sub.calls
+        if not names and not attrs and not strs and not calls:
             return _NONE
-        return Leaf(frozenset(names), frozenset(attrs))
+        return Leaf(frozenset(names), frozenset(attrs), frozenset(strs), calls)
 
-    def _compute(self, e: ast.AST, fn: Any, file: str) -> Leaf | None:
+    def _compute(self, e: ast.AST, fn: Any, file: str, resolve: Resolve) -> Leaf:
         """Mirror of the children `TaintAnalysis.expr` visits (keep the two in step)."""
         if isinstance(e, ast.Constant):
-            return None if isinstance(e.value, str) and self.is_source(e.value) else _NONE
+            if isinstance(e.value, str):
+                return Leaf(_EMPTY, _EMPTY, frozenset((e.value,)), False)
+            return _NONE
         if isinstance(e, ast.Name):
-            return Leaf(frozenset((e.id,)), _EMPTY)
+            return Leaf(frozenset((e.id,)), _EMPTY, _EMPTY, False)
         if isinstance(e, ast.Attribute):
             if e.attr in SHAPE_ATTRS:
                 return _NONE
-            inner = self.of(e.value, fn, file)
-            if inner is None:
-                return None
-            return Leaf(inner.names, inner.attrs | {e.attr})
+            return self._union([e.value], fn, file, resolve, (set(), {e.attr}, set()))
         if isinstance(e, ast.Subscript):
-            return self.of(e.value, fn, file)
+            return self.of(e.value, fn, file, resolve)
         if isinstance(e, ast.Call):
             f = e.func
             if isinstance(f, ast.Name) and f.id in SCALAR_FUNCS:
                 return _NONE
             if isinstance(f, ast.Attribute) and f.attr in SHAPE_METHODS:
                 return _NONE
-            if self.resolve(e, fn, file) is not None:
-                return None
             parts: list[ast.AST | None] = [*e.args, *(k.value for k in e.keywords)]
             if isinstance(f, ast.Attribute):
                 parts.append(f.value)
-            return self._union(parts, fn, file)
+            return self._union(parts, fn, file, resolve, calls=resolve(e, fn, file) is not None)
         if isinstance(e, ast.JoinedStr):
-            return self._union(e.values, fn, file)
+            return self._union(e.values, fn, file, resolve)
         if isinstance(e, ast.FormattedValue):
-            return self.of(e.value, fn, file)
+            return self.of(e.value, fn, file, resolve)
         if isinstance(e, ast.Lambda):
-            return self.of(e.body, fn, file)
+            return self.of(e.body, fn, file, resolve)
         if isinstance(e, _COMPREHENSIONS):
             elts = [e.key, e.value] if isinstance(e, ast.DictComp) else [e.elt]
-            return self._union([*(g.iter for g in e.generators), *elts], fn, file)
+            return self._union([*(g.iter for g in e.generators), *elts], fn, file, resolve)
         if isinstance(e, ast.Dict):
-            return self._union(e.values, fn, file)
+            return self._union(e.values, fn, file, resolve)
         if isinstance(e, ast.Compare):
-            return self._union([e.left, *e.comparators], fn, file)
+            return self._union([e.left, *e.comparators], fn, file, resolve)
         if isinstance(e, ast.IfExp):
-            return self._union([e.test, e.body, e.orelse], fn, file)
+            return self._union([e.test, e.body, e.orelse], fn, file, resolve)
         if isinstance(e, ast.BinOp):
-            return self._union([e.left, e.right], fn, file)
+            return self._union([e.left, e.right], fn, file, resolve)
         if isinstance(e, ast.UnaryOp):
-            return self.of(e.operand, fn, file)
+            return self.of(e.operand, fn, file, resolve)
         if isinstance(e, ast.Starred | ast.Await | ast.NamedExpr):
-            return self.of(e.value, fn, file)
+            return self.of(e.value, fn, file, resolve)
         if isinstance(e, ast.Tuple | ast.List | ast.Set):
-            return self._union(e.elts, fn, file)
+            return self._union(e.elts, fn, file, resolve)
         if isinstance(e, ast.BoolOp):
-            return self._union(e.values, fn, file)
+            return self._union(e.values, fn, file, resolve)
         if isinstance(e, ast.expr):
-            return self._union(
-                [c for c in astcache.children(e) if isinstance(c, ast.expr)], fn, file
-            )
+            kids = [c for c in astcache.children(e) if isinstance(c, ast.expr)]
+            return self._union(kids, fn, file, resolve)
         return _NONE

@@ -143,8 +143,20 @@ class TaintState:
     analysed: dict[str, list[frozenset[str]]] = field(default_factory=dict)
 
 
+_BODY = "_pgolf_body_nodes"
+
+
 def _body_nodes(fn: ast.AST) -> list[ast.AST]:
-    """Nodes of a function body, not descending into nested defs or classes."""
+    """Nodes of a function body, not descending into nested defs or classes (listed once per
+    node, kept on it like audit.astcache; a fresh list is returned)."""
+    hit = fn.__dict__.get(_BODY)
+    if hit is None:
+        hit = _list_body_nodes(fn)
+        setattr(fn, _BODY, hit)
+    return list(hit)
+
+
+def _list_body_nodes(fn: ast.AST) -> tuple[ast.AST, ...]:
     out: list[ast.AST] = []
     skip = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
     stack: list[ast.AST] = [s for s in getattr(fn, "body", []) if not isinstance(s, skip)]
@@ -155,7 +167,7 @@ def _body_nodes(fn: ast.AST) -> list[ast.AST]:
             if isinstance(c, skip):
                 continue
             stack.append(c)
-    return out
+    return tuple(out)
 
 
 def _assigns_attributes(flow: list[ast.AST]) -> bool:
@@ -216,7 +228,8 @@ class TaintAnalysis:
         self._resolved: dict[int, FunctionInfo | None] = index.memo.setdefault("resolved", {})
         self._loop_cache: dict[int, set[int]] = index.memo.setdefault("loops", {})
         self._callee = _resolver(index, self._resolved)
-        self._leaves = Leaves(lambda text: bool(source.search(text)), self._callee)
+        self._leaves: Leaves = index.memo.setdefault("leaves", Leaves())
+        self._is_source: dict[str, bool] = {}
         self._class_assigns = [
             stmt
             for classes in index.classes.values()
@@ -453,13 +466,17 @@ class TaintAnalysis:
             if e.id in names and self._visible(names, e.id, e):
                 return True
             return fn is not None and e.id in self.state.global_names.get(file, ())
-        leaf = self._leaves.of(e, fn, file)
-        if leaf is not None and leaf.quiet(
-            names,
-            self.state.global_names.get(file, ()) if fn is not None else None,
-            self.state.global_attrs,
+        leaf = self._leaves.of(e, fn, file, self._callee)
+        if (
+            not leaf.calls
+            and not (leaf.strs and self._names_source(leaf.strs))
+            and leaf.quiet(
+                names,
+                self.state.global_names.get(file, ()) if fn is not None else None,
+                self.state.global_attrs,
+            )
         ):
-            return False  # no name or attribute it reads is tainted
+            return False  # no call, no source string, no tainted name or attribute
         if isinstance(e, ast.Attribute):
             if e.attr in _SHAPE_ATTRS:
                 return False
@@ -503,6 +520,16 @@ class TaintAnalysis:
                 for c in astcache.children(e)
                 if isinstance(c, ast.expr)
             )
+        return False
+
+    def _names_source(self, strs: frozenset[str]) -> bool:
+        memo = self._is_source
+        for text in strs:
+            hit = memo.get(text)
+            if hit is None:
+                hit = memo[text] = bool(self.source.search(text))
+            if hit:
+                return True
         return False
 
     def _call(self, e: ast.Call, names: set[str], fn: FunctionInfo | None, file: str) -> bool:
