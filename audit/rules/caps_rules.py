@@ -360,20 +360,16 @@ class NetworkAtEval(Rule):
 
 
 def _calls(tree: ast.Module) -> Iterator[tuple[str | None, ast.Call]]:
-    """(enclosing function name, call) in source order (depth first, children in order)."""
-    stack: list[tuple[Iterator[ast.AST], str | None]] = [(iter(astcache.children(tree)), None)]
-    while stack:
-        children, fn = stack[-1]
-        child = next(children, None)
-        if child is None:
-            stack.pop()
-            continue
-        name = fn
-        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-            name = child.name
-        if isinstance(child, ast.Call):
-            yield fn, child
-        stack.append((iter(astcache.children(child)), name))
+    def walk(node: ast.AST, fn: str | None) -> Iterator[tuple[str | None, ast.Call]]:
+        for child in astcache.children(node):
+            name = fn
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = child.name
+            if isinstance(child, ast.Call):
+                yield fn, child
+            yield from walk(child, name)
+
+    yield from walk(tree, None)
 
 
 class _TimeCap(Rule):
