@@ -293,14 +293,14 @@ class Program:
         return hit
 
     def callees(self, call: ast.Call) -> list[Func]:
-        name = call_name(call)
-        if not name:
-            return []
-        cands = self.by_name.get(name, [])
-        if isinstance(call.func, ast.Name):
-            return cands or self.param_callees(call)
-        # obj.meth(...): only when few candidates, to avoid library-method noise
-        return cands if 0 < len(cands) <= 3 else []
+        func = call.func
+        if isinstance(func, ast.Name):
+            return self.by_name.get(func.id) or self.param_callees(call)
+        if isinstance(func, ast.Attribute):
+            # obj.meth(...): only when few candidates, to avoid library-method noise
+            cands = self.by_name.get(func.attr, _NO_FUNCS)
+            return cands if 0 < len(cands) <= 3 else _NO_FUNCS
+        return _NO_FUNCS
 
     def enclosing(self, node: ast.AST) -> Func | None:
         cur = self.parent.get(id(node))
@@ -423,6 +423,7 @@ class Program:
         return best
 
 
+_NO_FUNCS: list[Func] = []  # shared empty answer of Program.callees (never mutated)
 _FN_WRAPPERS = frozenset({"compile", "partial", "jit", "script", "checkpoint", "wraps"})
 
 
