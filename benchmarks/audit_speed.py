@@ -46,6 +46,14 @@ def time_parse(folders: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
+def _label(folder: Path) -> str:
+    """The PR number a copied folder sits under (<cache>/<pr>/[records/<track>/]<name>)."""
+    for part in folder.parts[::-1]:
+        if part.isdigit():
+            return f"#{part}"
+    return folder.name
+
+
 def time_audit(folders: list[Path]) -> tuple[float, list[tuple[float, str]]]:
     from audit.engine import audit_folder
 
@@ -54,7 +62,7 @@ def time_audit(folders: list[Path]) -> tuple[float, list[tuple[float, str]]]:
     for folder in folders:
         t = time.perf_counter()
         audit_folder(folder)
-        per.append((time.perf_counter() - t, folder.parent.name))
+        per.append((time.perf_counter() - t, _label(folder)))
     return time.perf_counter() - t0, per
 
 
