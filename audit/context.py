@@ -269,14 +269,13 @@ def parse_source(rel: str, raw: str, raw_size: int, truncated: bool = False) -> 
 
 def _unpack(raw: str) -> tuple[str, list[str], list[Any], list[str], ast.Module | None]:
     try:
-        from audit.unpack import unpack_source
+        from audit.unpack import unpack_and_parse
     except ImportError:
         return raw, [], [], [], None
     try:
-        result = unpack_source(raw)
+        result, tree = unpack_and_parse(raw)
     except Exception as exc:  # a bug in the unpacker must not abort the audit
         return raw, [], [], [f"unpacker failed: {type(exc).__name__}: {exc}"[:300]], None
-    tree = getattr(result, "tree", None)
     return (
         str(getattr(result, "text", raw)),
         list(getattr(result, "layers", []) or []),

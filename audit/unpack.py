@@ -44,8 +44,6 @@ class Unpacked:
     layers: list[str] = field(default_factory=list)
     blobs: list[EmbeddedBlob] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    # `text` parsed (None when it does not parse): the blob search needs it, the audit reuses it
-    tree: ast.Module | None = field(default=None, repr=False, compare=False)
 
 
 class _PayloadError(Exception):
@@ -539,6 +537,17 @@ def unpack_source(
     `layers` lists each unwrapped layer outermost first as "<decoders>@<line>", e.g.
     "b85+lzma@3". Line numbers of blobs refer to the final unpacked text.
     """
+    return unpack_and_parse(text, max_output_bytes=max_output_bytes, max_depth=max_depth)[0]
+
+
+def unpack_and_parse(
+    text: str,
+    *,
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> tuple[Unpacked, ast.Module | None]:
+    """`unpack_source`, plus the parse of the unpacked text it makes to find blobs (None when
+    the text does not parse), for callers that need the tree too (the audit context)."""
     problems: list[str] = []
     layers: list[str] = []
     seen: set[str] = set()
@@ -562,4 +571,4 @@ def unpack_source(
     for p in blob_problems:
         if p not in problems:
             problems.append(p)
-    return Unpacked(text=current, layers=layers, blobs=blobs, problems=problems, tree=tree)
+    return Unpacked(text=current, layers=layers, blobs=blobs, problems=problems), tree
