@@ -292,6 +292,24 @@ class Program:
             hit = self._flow[key] = [n for n in walk_no_defs(f.node) if isinstance(n, _FLOW_NODES)]
         return hit
 
+    def taint_nodes(self, f: Func) -> list[ast.AST]:
+        """`flow_nodes(f)` without those `Taint._run` does nothing with: calls that neither
+        write into a container nor call a function of the submission, `with` items without
+        `as` (keep in step with `Taint._run`)."""
+        memo = self.__dict__.setdefault("_taint_nodes", {})
+        hit = memo.get(id(f.node))
+        if hit is None:
+            hit = memo[id(f.node)] = [n for n in self.flow_nodes(f) if self._moves_taint(n)]
+        return hit
+
+    def _moves_taint(self, n: ast.AST) -> bool:
+        if isinstance(n, ast.Call):
+            writes = isinstance(n.func, ast.Attribute) and n.func.attr in _CONTAINER_WRITES
+            return writes or bool(self.callees(n))
+        if isinstance(n, ast.withitem):
+            return n.optional_vars is not None
+        return True
+
     def callees(self, call: ast.Call) -> list[Func]:
         func = call.func
         if isinstance(func, ast.Name):
@@ -637,7 +655,7 @@ class Taint:
 
     def _run(self, f: Func) -> bool:
         changed = False
-        relevant = self.program.flow_nodes(f)
+        relevant = self.program.taint_nodes(f)
         for _ in range(3):  # local fixpoint for loops
             local_change = False
             names = self.tainted_names(f)

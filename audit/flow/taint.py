@@ -179,6 +179,18 @@ def _assigns_attributes(flow: list[ast.AST]) -> bool:
     return False
 
 
+def _may_bind(n: ast.AST) -> bool:
+    """False for the flow nodes on which `TaintAnalysis._flow` does nothing (keep in step)."""
+    if isinstance(n, ast.Call):
+        f = n.func
+        short = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+        saved = short in ("save", "dump") and len(n.args) >= 2
+        return saved or (isinstance(f, ast.Attribute) and f.attr in _MUTATORS)
+    if isinstance(n, ast.withitem):
+        return n.optional_vars is not None
+    return True
+
+
 def _base_name(t: ast.expr) -> str | None:
     while isinstance(t, ast.Subscript | ast.Attribute | ast.Starred):
         t = t.value
@@ -296,7 +308,7 @@ class TaintAnalysis:
             elif isinstance(stmt, ast.For) and self.expr(stmt.iter, names, None, file):
                 self._bind(stmt.target, names, None, top=True)
         names.cur = None
-        for call in calls:
+        for call in self._effect_calls(tree, calls, None, file):
             self.expr(call, names, None, file)
 
     # ------------------------------------------------------------------ functions
@@ -328,7 +340,8 @@ class TaintAnalysis:
             names.add(fn.params[0])
         for p in self._tainted_defaults(fn):
             names.add(p)
-        flow, calls, rets = self._parts(fn.node)
+        _, calls, rets = self._parts(fn.node)
+        flow = self._binding_flow(fn.node)
         file = fn.file
         for _ in range(8):
             v0 = names.version
@@ -339,7 +352,7 @@ class TaintAnalysis:
             if names.version == v0:
                 break
         # final pass: explore calls (records tainted edges and callee contexts)
-        for node in calls:
+        for node in self._effect_calls(fn.node, calls, fn, file):
             self.expr(node, names, fn, file)
         returns = any(self.expr(n.value, names, fn, file) for n in rets)
         return FuncTaint(names, returns, self_t)
@@ -351,6 +364,29 @@ class TaintAnalysis:
         pairs = list(zip(positional[len(positional) - len(a.defaults) :], a.defaults))
         pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
         return {p.arg for p, d in pairs if self.expr(d, set(), None, fn.file)}
+
+    def _effect_calls(
+        self, node: ast.AST, calls: list[ast.Call], fn: FunctionInfo | None, file: str
+    ) -> list[ast.Call]:
+        """The calls of a body whose evaluation reaches a call into the submission: only those
+        have effects (callee contexts analysed, tainted edges recorded); the value of the
+        others is not used. Cached per node, shared by the analyses of one program."""
+        memo: dict[int, list[ast.Call]] = self.index.memo.setdefault("taint_effect_calls", {})
+        hit = memo.get(id(node))
+        if hit is None:
+            leaves, resolve = self._leaves, self._callee
+            hit = memo[id(node)] = [c for c in calls if leaves.of(c, fn, file, resolve).calls]
+        return hit
+
+    def _binding_flow(self, node: ast.AST) -> list[ast.AST]:
+        """The flow nodes `_flow` can bind names at: without the calls that are neither a
+        save/dump nor a mutator, and `with` items without `as` (on those `_flow` does
+        nothing). Cached per node, shared by the analyses of one program."""
+        memo: dict[int, list[ast.AST]] = self.index.memo.setdefault("taint_binding_flow", {})
+        hit = memo.get(id(node))
+        if hit is None:
+            hit = memo[id(node)] = [n for n in self._parts(node)[0] if _may_bind(n)]
+        return hit
 
     def _parts(self, node: ast.AST) -> tuple[list[ast.AST], list[ast.Call], list[ast.AST]]:
         """Nodes of a body that move taint, its calls, and its returns (cached per node)."""
