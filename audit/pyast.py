@@ -260,25 +260,28 @@ class Program:
     def _index(self, file: str, tree: ast.Module, mod: Func) -> None:
         """One pass over the tree: parents, functions, and the nodes each function owns."""
         owned: dict[int, list[ast.AST]] = {id(tree): []}
-        stack: list[tuple[ast.AST, ast.AST, Func, str]] = [
-            (c, tree, mod, "") for c in astcache.children(tree)
+        parents = self.parent
+        children = astcache.children
+        # (node, its parent, the function owning it, that function's node list, name prefix)
+        stack: list[tuple[ast.AST, ast.AST, Func, list[ast.AST], str]] = [
+            (c, tree, mod, owned[id(tree)], "") for c in children(tree)
         ]
         while stack:
-            node, parent, owner, prefix = stack.pop()
-            self.parent[id(node)] = parent
-            owned[id(owner.node)].append(node)
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                q = f"{prefix}{node.name}"
-                f = Func(file, node.name, q, node, param_names(node), owner)
+            node, parent, owner, nodes, prefix = stack.pop()
+            parents[id(node)] = parent
+            nodes.append(node)
+            kind = type(node)
+            if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+                q = f"{prefix}{node.name}"  # type: ignore[attr-defined]
+                f = Func(file, node.name, q, node, param_names(node), owner)  # type: ignore[attr-defined,arg-type]
                 self._add(f)
-                owned[id(node)] = []
-                stack.extend((c, node, f, q + ".") for c in astcache.children(node))
-            elif isinstance(node, ast.ClassDef):
-                stack.extend(
-                    (c, node, owner, f"{prefix}{node.name}.") for c in astcache.children(node)
-                )
+                mine = owned[id(node)] = []
+                stack.extend([(c, node, f, mine, q + ".") for c in children(node)])
+            elif kind is ast.ClassDef:
+                inner = f"{prefix}{node.name}."  # type: ignore[attr-defined]
+                stack.extend([(c, node, owner, nodes, inner) for c in children(node)])
             else:
-                stack.extend((c, node, owner, prefix) for c in astcache.children(node))
+                stack.extend([(c, node, owner, nodes, prefix) for c in children(node)])
         for f in self.funcs:
             nodes = owned.get(id(f.node))
             if nodes is not None:
