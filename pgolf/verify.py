@@ -476,7 +476,7 @@ def _check_statistics(
                 MANIFEST_NAME,
             )
         recorded_seeds = {
-            int(k) for k in (stats.get("seeds") or {}) if str(k).lstrip("-").isdigit()
+            int(k) for k in (stats.get("seeds") or {}) if re.fullmatch(r"-?[0-9]+", str(k))
         }
         if recorded_seeds and recorded_seeds != set(logs):
             report.add(

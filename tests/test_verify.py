@@ -257,6 +257,19 @@ def test_a_mangled_manifest_never_crashes_verify(
         assert isinstance(report.clean, bool)
 
 
+def test_a_seed_key_of_unicode_digits_is_ignored_not_a_crash(
+    packaged: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """'¹'.isdigit() is True but int('¹') raises: such a recorded seed is not a seed."""
+    folder = tmp_path_factory.mktemp("superscript") / "f"
+    shutil.copytree(packaged, folder)
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    manifest["statistics"]["seeds"] = {"\u00b9": 1.0}
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    report = verify_folder(folder, run_audit=False)
+    assert isinstance(report.clean, bool)
+
+
 def _set_recorded_verdict(folder: Path, verdict: str) -> None:
     manifest = json.loads((folder / "MANIFEST.json").read_text())
     manifest["audit"]["verdict"] = verdict
