@@ -22,6 +22,7 @@ from audit import facts
 from audit.claims import num, per_seed
 from audit.folder import FolderFile, FolderScan, read_head, read_text, scan_folder
 from audit.readme_blocks import readme_block_settings
+from pgolf.submission import normalize_track, read_submission, track_of_path
 
 
 @dataclass
@@ -346,29 +347,13 @@ def _load_submission(ctx: AuditContext) -> None:
         ]
         return
     try:
-        from pgolf.submission import read_submission
-    except ImportError:
-        read_submission = None
-    if read_submission is not None:
-        try:
-            data, problems = read_submission(f.path)
-            # An empty dict means nothing could be read (e.g. invalid JSON).
-            ctx.submission = data if isinstance(data, dict) and data else None
-            ctx.submission_problems = [str(p) for p in problems]
-            return
-        except Exception as exc:
-            ctx.submission_problems = [f"cannot read: {getattr(exc, 'message', exc)}"]
-            return
-    try:
-        raw, _ = read_text(f, 1 << 20)
-        data = json.loads(raw)
-    except (OSError, ValueError) as exc:
-        ctx.submission_problems = [f"not valid JSON: {exc}"]
+        data, problems = read_submission(f.path)
+    except Exception as exc:  # the reader raises InputError; anything else is reported too
+        ctx.submission_problems = [f"cannot read: {getattr(exc, 'message', exc)}"]
         return
-    if isinstance(data, dict):
-        ctx.submission = data
-    else:
-        ctx.submission_problems = ["not a JSON object"]
+    # An empty dict means nothing could be read (e.g. invalid JSON).
+    ctx.submission = data if isinstance(data, dict) and data else None
+    ctx.submission_problems = [str(p) for p in problems]
 
 
 _NON_RECORD_WORDS = re.compile(r"non[-_ ]?record|unlimited[- ]compute|not a record", re.I)
@@ -381,22 +366,12 @@ def claimed_track(ctx: AuditContext) -> str | None:
     # "Non-record: ..." title is the author's own, more specific statement.
     if _NON_RECORD_WORDS.search(str(sub.get("name") or "")):
         return facts.NON_RECORD_TRACK
-    try:
-        from pgolf.submission import normalize_track
-    except ImportError:  # pragma: no cover - pgolf.submission ships with pgolf
-        normalize_track = None
-    raw = sub.get("track")
-    if isinstance(raw, str):
-        return (normalize_track(raw) if normalize_track else raw) or None
-    return None
+    return normalize_track(sub.get("track"))
 
 
 def path_track(ctx: AuditContext) -> str | None:
     """The track the folder's path puts the claim in (`records/track_.../`), if any."""
-    for part in ctx.folder.parts:
-        if part.startswith("track_"):
-            return facts.NON_RECORD_TRACK if "non_record" in part else facts.RECORD_TRACK
-    return None
+    return track_of_path(ctx.folder)
 
 
 def _infer_track(ctx: AuditContext) -> str | None:

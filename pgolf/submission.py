@@ -86,6 +86,15 @@ def normalize_track(value: object) -> str | None:
     return None
 
 
+def track_of_path(path: Path) -> str | None:
+    """The track a folder's path puts it in: its innermost known `track_...` component."""
+    for part in reversed(path.parts):
+        track = normalize_track(part) if part.startswith("track_") else None
+        if track:
+            return track
+    return None
+
+
 @cache
 def schema() -> dict[str, Any]:
     """The published JSON Schema (draft 2020-12) of a strict submission.json."""
@@ -227,10 +236,7 @@ def normalize(
     track_raw = data.get("track", data.get("category"))
     track = normalize_track(track_raw)
     if track is None and folder is not None:
-        for part in reversed(folder.resolve().parts):
-            track = normalize_track(part) if part.startswith("track_") else None
-            if track:
-                break
+        track = track_of_path(folder.resolve())
     if track is not None:
         out["track"] = track
     elif track_raw is not None:

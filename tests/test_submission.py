@@ -16,6 +16,7 @@ from pgolf.submission import (
     read_submission,
     schema,
     strict_view,
+    track_of_path,
     validate,
     write_submission,
 )
@@ -120,6 +121,21 @@ def test_write_refuses_invalid_data_and_leaves_the_old_file(tmp_path: Path) -> N
 )
 def test_track_spellings(spelling: object, expected: str | None) -> None:
     assert normalize_track(spelling) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/r/records/track_non_record_16mb/2026-01-01_x", "track_non_record_16mb"),
+        ("records/track_10min_16mb/2026-01-01_x", "track_10min_16mb"),
+        # the innermost track folder wins; an unknown one is not a track
+        ("/track_10min_16mb/records/track_non_record_16mb/x", "track_non_record_16mb"),
+        ("/w/track_10min_16mb/track_ideas/x", "track_10min_16mb"),
+        ("/home/me/my_record", None),
+    ],
+)
+def test_track_of_path(path: str, expected: str | None) -> None:
+    assert track_of_path(Path(path)) == expected
 
 
 def test_legacy_keys_are_mapped(tmp_path: Path) -> None:
