@@ -237,12 +237,25 @@ class Program:
             if f.parent is not None:
                 self.children.setdefault(id(f.parent.node), []).append(f)
             called: set[str] = set()
-            for n in walk_no_defs(f.node):
-                if isinstance(n, ast.Call):
-                    name = call_name(n)
-                    if name and name not in called:
-                        called.add(name)
-                        self.callers.setdefault(name, []).append(f)
+            for n in self.calls_of(f):
+                name = call_name(n)  # type: ignore[arg-type]
+                if name and name not in called:
+                    called.add(name)
+                    self.callers.setdefault(name, []).append(f)
+
+    def nodes_of_kinds(self, f: Func, kinds: frozenset[type[ast.AST]]) -> list[ast.AST]:
+        """The nodes of `walk_no_defs(f.node)` whose type is one of `kinds`, in that order
+        (cached per function and set of types)."""
+        memo = self.__dict__.setdefault("_kind_nodes", {})
+        key = (id(f.node), kinds)
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = [n for n in walk_no_defs(f.node) if type(n) in kinds]
+        return hit
+
+    def calls_of(self, f: Func) -> list[ast.AST]:
+        """The calls among `walk_no_defs(f.node)`, in that order (cached)."""
+        return self.nodes_of_kinds(f, _CALL_KIND)
 
     def shapes(self, index_propagates: bool) -> Shapes:
         """Expression shapes shared by every taint of this program (audit.pyleaves)."""
@@ -348,8 +361,8 @@ class Program:
             if f.params[:1] in (["self"], ["cls"]):
                 pos -= 1
             for caller in self.callers.get(f.name, ()):
-                for n in walk_no_defs(caller.node):
-                    if not isinstance(n, ast.Call) or call_name(n) != f.name:
+                for n in self.calls_of(caller):
+                    if call_name(n) != f.name:  # type: ignore[arg-type]
                         continue
                     bound = [k.value for k in n.keywords if k.arg == name]
                     if not bound and 0 <= pos < len(n.args):
@@ -368,8 +381,8 @@ class Program:
                 t.id
                 for tree in self.trees.values()
                 for n in astcache.walk(tree)
-                if isinstance(n, ast.Assign)
-                for t in n.targets
+                if type(n) is ast.Assign
+                for t in n.targets  # type: ignore[attr-defined]
                 if isinstance(t, ast.Name)
             }
             self.__dict__["_assigned"] = hit
@@ -386,18 +399,25 @@ class Program:
         s = scope
         while s is not None:
             out: list[Func] = []
-            for n in walk_no_defs(s.node):
-                if (
-                    isinstance(n, ast.Assign)
-                    and len(n.targets) == 1
-                    and isinstance(n.targets[0], ast.Name)
-                    and n.targets[0].id == name
-                ):
-                    out += self._function_value(n.value, s, depth + 1)
+            for value in self._single_assigns(s).get(name, ()):
+                out += self._function_value(value, s, depth + 1)
             if out:
                 return out
             s = s.parent
         return []
+
+    def _single_assigns(self, f: Func) -> dict[str, list[ast.expr]]:
+        """`name = value` statements of `f` (one plain-name target), values by name in
+        `walk_no_defs` order (cached per function)."""
+        memo = self.__dict__.setdefault("_single_assigns_memo", {})
+        hit = memo.get(id(f.node))
+        if hit is None:
+            hit = memo[id(f.node)] = {}
+            for n in self.nodes_of_kinds(f, _ASSIGN_KIND):
+                targets = n.targets  # type: ignore[attr-defined]
+                if len(targets) == 1 and isinstance(targets[0], ast.Name):
+                    hit.setdefault(targets[0].id, []).append(n.value)  # type: ignore[attr-defined]
+        return hit
 
     def _function_value(
         self, node: ast.AST, scope: Func | None = None, depth: int = 0
@@ -420,10 +440,9 @@ class Program:
             assigned = self._assigned_names()
             for g in self.funcs:
                 pset = set(g.params)
-                for n in walk_no_defs(g.node):
+                for n in self.calls_of(g):
                     if (
-                        isinstance(n, ast.Call)
-                        and isinstance(n.func, ast.Name)
+                        isinstance(n.func, ast.Name)  # type: ignore[attr-defined]
                         and (n.func.id in pset or n.func.id in assigned)
                         and not self.by_name.get(n.func.id)
                     ):
@@ -444,6 +463,8 @@ class Program:
         return best
 
 
+_CALL_KIND: frozenset[type[ast.AST]] = frozenset({ast.Call})
+_ASSIGN_KIND: frozenset[type[ast.AST]] = frozenset({ast.Assign})
 _NO_FUNCS: list[Func] = []  # shared empty answer of Program.callees (never mutated)
 _FN_WRAPPERS = frozenset({"compile", "partial", "jit", "script", "checkpoint", "wraps"})
 
@@ -519,9 +540,13 @@ class Taint:
         rounds: int = 6,
         index_propagates: bool = True,
         only: set[int] | frozenset[int] | None = None,
+        kinds: tuple[type[ast.AST], ...] | None = None,
     ) -> None:
         self.program = program
         self.only = only
+        # the node types at which `seed` can fire (None: any): a promise of the caller that
+        # lets the seed be asked only there
+        self.kinds = frozenset(kinds) if kinds is not None else None
         self.index_propagates = index_propagates
         self.seed = seed
         self.seed_names = seed_names
@@ -559,6 +584,11 @@ class Taint:
         """
         for f in self.program.funcs:
             if self.only is not None and id(f.node) not in self.only:
+                continue
+            if self.kinds is not None:
+                nodes = self.program.nodes_of_kinds(f, self.kinds)
+                if any(self.seed(n, self, f) for n in nodes):
+                    return True
                 continue
             for n in walk_no_defs(f.node):
                 if isinstance(n, _EXPR_PARTS) and self.seed(n, self, f):

@@ -144,7 +144,7 @@ class Leaves:
         hit = per.get(id(e))
         if hit is not None:
             return hit[1]
-        if t.seed(e, t, f):
+        if (t.kinds is None or type(e) in t.kinds) and t.seed(e, t, f):
             st = SEEDED
         elif type(e) is ast.Name and t.seed_names and t.seed_names(e.id):
             st = OPAQUE

@@ -272,12 +272,18 @@ def build(
                 return True
         return _shift_slice(expr)
 
-    target = Taint(program, target_seed, seed_names=_is_target_name, only=active)
+    target = Taint(
+        program,
+        target_seed,
+        seed_names=_is_target_name,
+        only=active,
+        kinds=(ast.Name, ast.Attribute, ast.Subscript),
+    )
 
     def dist_seed(expr: ast.AST, taint: Taint, f: Func) -> bool:
         return isinstance(expr, ast.Call) and call_name(expr) in _DIST_CALLS
 
-    dist = Taint(program, dist_seed, only=active)
+    dist = Taint(program, dist_seed, only=active, kinds=(ast.Call,))
 
     def tlp_seed(expr: ast.AST, taint: Taint, f: Func) -> bool:
         if isinstance(expr, ast.Call):
@@ -293,7 +299,7 @@ def build(
                 return dist.is_tainted(expr.value, f)
         return False
 
-    tlp = Taint(program, tlp_seed, only=active)
+    tlp = Taint(program, tlp_seed, only=active, kinds=(ast.Call, ast.Subscript))
     model.target, model.dist, model.tlp = target, dist, tlp
     model.int_tables = _int_tables(program)
     model.active = frozenset(active)

@@ -107,6 +107,7 @@ def _hashkey_taint(model: ScoringModel) -> Taint:
             lambda e, t, f: _hash_combine(e, target, f, tables),
             index_propagates=False,
             only=model.active or None,
+            kinds=(ast.Call, ast.BinOp),
         )
         model._hashkey = cached  # type: ignore[attr-defined]
     return cached
@@ -492,7 +493,10 @@ class TokenProbabilityByteSpread(Rule):
         if not seeds:
             return
         spread = Taint(
-            model.program, lambda e, t, f: _spread_seed(e, model, f), only=model.active or None
+            model.program,
+            lambda e, t, f: _spread_seed(e, model, f),
+            only=model.active or None,
+            kinds=(ast.Call, ast.BinOp),
         )
         exp_in: set[int] = set()
         for f in model.functions():
@@ -742,7 +746,10 @@ class RealizedTokenGate(Rule):
         if not any(names.values()) and not self._has_candidates(model):
             return
         gate = Taint(
-            model.program, lambda e, t, f: _gate_seed(e, model, f, names), only=model.active or None
+            model.program,
+            lambda e, t, f: _gate_seed(e, model, f, names),
+            only=model.active or None,
+            kinds=(ast.IfExp, ast.Call, ast.Name),
         )
         for f in model.functions():
             src = model.sources.get(f.file, "")

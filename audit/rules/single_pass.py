@@ -150,7 +150,7 @@ def _val_scores(ctx: object, model: ScoringModel) -> Taint | None:
                 p = p.parent
             if p is not None:
                 only.add(id(f.node))
-        out = Taint(program, seed, only=only)
+        out = Taint(program, seed, only=only, kinds=(ast.Call,))
     cache[_VAL_SCORES] = out
     return out
 
