@@ -14,6 +14,7 @@ import ast
 
 _CHILDREN = "_pgolf_children"
 _WALK = "_pgolf_walk"
+_IDS = "_pgolf_ids"
 
 
 def children(node: ast.AST) -> tuple[ast.AST, ...]:
@@ -51,3 +52,13 @@ def walk(node: ast.AST) -> tuple[ast.AST, ...]:
         below = tuple(out)
         setattr(node, _WALK, below)
     return (node,) + below  # noqa: RUF005 (one copy; unpacking builds a list first, 2x slower)
+
+
+def contains(outer: ast.AST, node: ast.AST) -> bool:
+    """`any(sub is node for sub in walk(outer))`, with the subtree's ids listed once per node
+    (ids of live nodes: the tree holds every node of the set)."""
+    ids = outer.__dict__.get(_IDS)
+    if ids is None:
+        ids = frozenset(map(id, walk(outer)))
+        setattr(outer, _IDS, ids)
+    return id(node) in ids

@@ -77,6 +77,10 @@ class Leaves:
         self._memo[id(e)] = (e, leaf)
         return leaf
 
+    def union(self, parts: Iterable[ast.AST | None], fn: Any, file: str, resolve: Resolve) -> Leaf:
+        """The leaves of several expressions of `fn` together (None entries are skipped)."""
+        return self._union(parts, fn, file, resolve)
+
     def _union(
         self,
         parts: Iterable[ast.AST | None],

@@ -26,7 +26,7 @@ from audit.flow.index import FunctionInfo, ProgramIndex
 from audit.flow.leaves import SCALAR_FUNCS as _SCALAR_FUNCS
 from audit.flow.leaves import SHAPE_ATTRS as _SHAPE_ATTRS
 from audit.flow.leaves import SHAPE_METHODS as _SHAPE_METHODS
-from audit.flow.leaves import Leaves
+from audit.flow.leaves import Leaf, Leaves
 
 VAL_SOURCE = re.compile(
     r"fineweb_val|(?:^|[_/*.-])val_\*|_val_\d|(?:^|/)val[_/.]?\*?\.bin|_val\.bin"
@@ -191,6 +191,26 @@ def _may_bind(n: ast.AST) -> bool:
     return True
 
 
+def _flow_exprs(n: ast.AST) -> list[ast.AST | None]:
+    """The expressions `TaintAnalysis._flow` evaluates at a flow node (keep in step)."""
+    if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
+        return [n.value]
+    if isinstance(n, ast.For | ast.AsyncFor):
+        return [n.iter]
+    if isinstance(n, ast.withitem):
+        return [n.context_expr] if n.optional_vars is not None else []
+    if isinstance(n, ast.Call):
+        f = n.func
+        short = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+        out: list[ast.AST | None] = []
+        if short in ("save", "dump") and len(n.args) >= 2:
+            out.append(n.args[0])
+        if isinstance(f, ast.Attribute) and f.attr in _MUTATORS:
+            out += [*n.args, *(k.value for k in n.keywords)]
+        return out
+    return []
+
+
 def _base_name(t: ast.expr) -> str | None:
     while isinstance(t, ast.Subscript | ast.Attribute | ast.Starred):
         t = t.value
@@ -341,11 +361,23 @@ class TaintAnalysis:
         for p in self._tainted_defaults(fn):
             names.add(p)
         _, calls, rets = self._parts(fn.node)
-        flow = self._binding_flow(fn.node)
+        flow = self._gated_flow(fn)
         file = fn.file
+        # the analysis adds to these in place (never replaces them, never adds a file's
+        # global scope while a function is analysed)
+        globals_ = self.state.global_names.get(file, ())
+        attrs = self.state.global_attrs
         for _ in range(8):
             v0 = names.version
-            for node in flow:
+            for node, gate in flow:
+                if (
+                    not gate.calls
+                    and not (gate.strs and self._names_source(gate.strs))
+                    and gate.names.isdisjoint(names)
+                    and gate.names.isdisjoint(globals_)
+                    and gate.attrs.isdisjoint(attrs)
+                ):
+                    continue  # every expression `_flow` would evaluate is untainted
                 names.cur = node
                 self._flow(node, names, fn, file, self_t, tparams)
             names.cur = None
@@ -386,6 +418,23 @@ class TaintAnalysis:
         hit = memo.get(id(node))
         if hit is None:
             hit = memo[id(node)] = [n for n in self._parts(node)[0] if _may_bind(n)]
+        return hit
+
+    def _gated_flow(self, fn: FunctionInfo) -> list[tuple[ast.AST, Leaf]]:
+        """`_binding_flow(fn.node)`, each node with the union of the leaves of the
+        expressions `_flow` evaluates at it (keep in step with `_flow`): when that union is
+        quiet, each of them is untainted and `_flow` does nothing there. Cached per function,
+        shared by the analyses of one program."""
+        memo: dict[int, list[tuple[ast.AST, Leaf]]] = self.index.memo.setdefault(
+            "taint_gated_flow", {}
+        )
+        hit = memo.get(id(fn.node))
+        if hit is None:
+            leaves, resolve, file = self._leaves, self._callee, fn.file
+            hit = memo[id(fn.node)] = [
+                (n, leaves.union(_flow_exprs(n), fn, file, resolve))
+                for n in self._binding_flow(fn.node)
+            ]
         return hit
 
     def _parts(self, node: ast.AST) -> tuple[list[ast.AST], list[ast.Call], list[ast.AST]]:

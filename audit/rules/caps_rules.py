@@ -330,12 +330,16 @@ class NetworkAtEval(Rule):
         for rel, src in ctx.sources.items():
             if src.tree is None:
                 continue
+            # the ordered walk below (it names each call's function) only where a call can hit
+            if not any(
+                type(n) is ast.Call and _dotted(n.func) in _NETWORK_CANDIDATES  # type: ignore[attr-defined]
+                for n in astcache.walk(src.tree)
+            ):
+                continue
             for fn_name, node in _calls(src.tree):
                 name = _dotted(node.func)
                 hit = name if name in wanted else None
-                if hit is None and name in ("os.system", "subprocess.run", "subprocess.call",
-                                            "subprocess.check_call", "subprocess.Popen",
-                                            "subprocess.check_output"):  # fmt: skip
+                if hit is None and name in _SHELL_CALLS:
                     for arg in astcache.walk(node):
                         if (
                             isinstance(arg, ast.Constant)
@@ -357,6 +361,19 @@ class NetworkAtEval(Rule):
                     call=hit,
                     phase=" at evaluation" if phase == "eval" else "",
                 )
+
+
+_SHELL_CALLS = frozenset(
+    {
+        "os.system",
+        "subprocess.run",
+        "subprocess.call",
+        "subprocess.check_call",
+        "subprocess.Popen",
+        "subprocess.check_output",
+    }
+)
+_NETWORK_CANDIDATES = frozenset(facts.NETWORK_CALLS) | _SHELL_CALLS
 
 
 def _calls(tree: ast.Module) -> Iterator[tuple[str | None, ast.Call]]:

@@ -36,7 +36,7 @@ def _loops(f: Func) -> list[ast.For | ast.While]:
 
 
 def _inside(node: ast.AST, outer: ast.AST) -> bool:
-    return any(sub is node for sub in astcache.walk(outer))
+    return astcache.contains(outer, node)
 
 
 def _score_writes(loop: ast.AST, model: ScoringModel, f: Func) -> Iterator[tuple[str, ast.stmt]]:
