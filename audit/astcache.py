@@ -13,12 +13,16 @@ from __future__ import annotations
 import ast
 
 _CHILDREN = "_pgolf_children"
+CHILDREN = _CHILDREN  # the attribute holding a node's listed children
 _WALK = "_pgolf_walk"
 _IDS = "_pgolf_ids"
 
 
 def children(node: ast.AST) -> tuple[ast.AST, ...]:
-    """`tuple(ast.iter_child_nodes(node))`, computed once per node."""
+    """`tuple(ast.iter_child_nodes(node))`, computed once per node.
+
+    Hot loops may read `node.__dict__.get(CHILDREN)` first and call this only on None (a
+    call costs more than the lookup)."""
     hit = node.__dict__.get(_CHILDREN)
     if hit is not None:
         return hit
@@ -45,10 +49,12 @@ def walk(node: ast.AST) -> tuple[ast.AST, ...]:
     below = node.__dict__.get(_WALK)
     if below is None:
         out: list[ast.AST] = list(children(node))
-        i = 0
-        while i < len(out):
-            out.extend(children(out[i]))
-            i += 1
+        for n in out:  # the list grows while it is read: breadth first
+            kids = n.__dict__.get(_CHILDREN)  # children(n), without a call when listed
+            if kids is None:
+                kids = children(n)
+            if kids:
+                out.extend(kids)
         below = tuple(out)
         setattr(node, _WALK, below)
     return (node,) + below  # noqa: RUF005 (one copy; unpacking builds a list first, 2x slower)

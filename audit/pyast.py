@@ -173,6 +173,7 @@ def tolerant_parse(text: str, max_repairs: int = 40) -> ast.Module | None:
 # as long as their tree: a module-level cache kept earlier audits' trees alive
 _NO_DEFS = "_pgolf_no_defs"
 _STOP = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_STOP_TYPES = frozenset(_STOP)  # none of them has subclasses: a type test is isinstance
 
 
 def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
@@ -182,12 +183,17 @@ def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
         return iter(hit)
     out: list[ast.AST] = []
     stack = list(astcache.children(node))
+    children, key = astcache.children, astcache.CHILDREN
     while stack:
         n = stack.pop()
         out.append(n)
-        if isinstance(n, _STOP):
+        if type(n) in _STOP_TYPES:
             continue
-        stack.extend(astcache.children(n))
+        kids = n.__dict__.get(key)  # children(n), without a call when listed
+        if kids is None:
+            kids = children(n)
+        if kids:
+            stack.extend(kids)
     if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.For | ast.While):
         setattr(node, _NO_DEFS, out)
     return iter(out)
@@ -274,7 +280,7 @@ class Program:
         """One pass over the tree: parents, functions, and the nodes each function owns."""
         owned: dict[int, list[ast.AST]] = {id(tree): []}
         parents = self.parent
-        children = astcache.children
+        children, key = astcache.children, astcache.CHILDREN
         # (node, its parent, the function owning it, that function's node list, name prefix)
         stack: list[tuple[ast.AST, ast.AST, Func, list[ast.AST], str]] = [
             (c, tree, mod, owned[id(tree)], "") for c in children(tree)
@@ -283,18 +289,21 @@ class Program:
             node, parent, owner, nodes, prefix = stack.pop()
             parents[id(node)] = parent
             nodes.append(node)
+            kids = node.__dict__.get(key)  # children(node), without a call when listed
+            if kids is None:
+                kids = children(node)
             kind = type(node)
             if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
                 q = f"{prefix}{node.name}"  # type: ignore[attr-defined]
                 f = Func(file, node.name, q, node, param_names(node), owner)  # type: ignore[attr-defined,arg-type]
                 self._add(f)
                 mine = owned[id(node)] = []
-                stack.extend([(c, node, f, mine, q + ".") for c in children(node)])
+                stack.extend([(c, node, f, mine, q + ".") for c in kids])
             elif kind is ast.ClassDef:
                 inner = f"{prefix}{node.name}."  # type: ignore[attr-defined]
-                stack.extend([(c, node, owner, nodes, inner) for c in children(node)])
-            else:
-                stack.extend([(c, node, owner, nodes, prefix) for c in children(node)])
+                stack.extend([(c, node, owner, nodes, inner) for c in kids])
+            elif kids:
+                stack.extend([(c, node, owner, nodes, prefix) for c in kids])
         for f in self.funcs:
             nodes = owned.get(id(f.node))
             if nodes is not None:

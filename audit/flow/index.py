@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit import astcache
+from audit.astcache import CHILDREN as _CHILDREN
 from audit.pyast import param_names
 
 FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
@@ -107,10 +108,14 @@ class ProgramIndex:
 
     def _index_file(self, file: str, tree: ast.Module) -> None:
         self.node_file[id(tree)] = file
+        parents, files, children, key = self.parent, self.node_file, astcache.children, _CHILDREN
         for parent in astcache.walk(tree):
-            for child in astcache.children(parent):
-                self.parent[id(child)] = parent
-                self.node_file[id(child)] = file
+            kids = parent.__dict__.get(key)
+            if kids is None:
+                kids = children(parent)
+            for child in kids:
+                parents[id(child)] = parent
+                files[id(child)] = file
         self._collect(file, tree.body, prefix="", cls=None, outer=None)
 
     def _collect(

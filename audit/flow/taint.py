@@ -158,16 +158,23 @@ def _body_nodes(fn: ast.AST) -> list[ast.AST]:
 
 def _list_body_nodes(fn: ast.AST) -> tuple[ast.AST, ...]:
     out: list[ast.AST] = []
-    skip = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
-    stack: list[ast.AST] = [s for s in getattr(fn, "body", []) if not isinstance(s, skip)]
+    skip = _DEF_TYPES
+    stack: list[ast.AST] = [s for s in getattr(fn, "body", []) if type(s) not in skip]
+    children, key = astcache.children, astcache.CHILDREN
     while stack:
         n = stack.pop()
         out.append(n)
-        for c in astcache.children(n):
-            if isinstance(c, skip):
-                continue
-            stack.append(c)
+        kids = n.__dict__.get(key)  # children(n), without a call when listed
+        if kids is None:
+            kids = children(n)
+        for c in kids:
+            if type(c) not in skip:
+                stack.append(c)
     return tuple(out)
+
+
+# none of them has subclasses: a type test is isinstance
+_DEF_TYPES = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
 
 
 def _assigns_attributes(flow: list[ast.AST]) -> bool:

@@ -330,24 +330,14 @@ class NetworkAtEval(Rule):
         for rel, src in ctx.sources.items():
             if src.tree is None:
                 continue
-            # the ordered walk below (it names each call's function) only where a call can hit
+            # the ordered walk below (it names each call's function) only where a call hits
             if not any(
-                type(n) is ast.Call and _dotted(n.func) in _NETWORK_CANDIDATES  # type: ignore[attr-defined]
+                type(n) is ast.Call and _network_hit(n, wanted)  # type: ignore[arg-type]
                 for n in astcache.walk(src.tree)
             ):
                 continue
             for fn_name, node in _calls(src.tree):
-                name = _dotted(node.func)
-                hit = name if name in wanted else None
-                if hit is None and name in _SHELL_CALLS:
-                    for arg in astcache.walk(node):
-                        if (
-                            isinstance(arg, ast.Constant)
-                            and isinstance(arg.value, str)
-                            and facts.NETWORK_SHELL.search(arg.value)
-                        ):
-                            hit = f"{name}({arg.value[:60]!r})"
-                            break
+                hit = _network_hit(node, wanted)
                 if hit is None:
                     continue
                 phase = _phase_of(ctx, node)
@@ -373,7 +363,22 @@ _SHELL_CALLS = frozenset(
         "subprocess.check_output",
     }
 )
-_NETWORK_CANDIDATES = frozenset(facts.NETWORK_CALLS) | _SHELL_CALLS
+
+
+def _network_hit(node: ast.Call, wanted: set[str]) -> str | None:
+    """What makes a call network access: its name, or a shell command that downloads."""
+    name = _dotted(node.func)
+    if name in wanted:
+        return name
+    if name in _SHELL_CALLS:
+        for arg in astcache.walk(node):
+            if (
+                isinstance(arg, ast.Constant)
+                and isinstance(arg.value, str)
+                and facts.NETWORK_SHELL.search(arg.value)
+            ):
+                return f"{name}({arg.value[:60]!r})"
+    return None
 
 
 def _calls(tree: ast.Module) -> Iterator[tuple[str | None, ast.Call]]:
