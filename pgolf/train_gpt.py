@@ -349,29 +349,50 @@ class CausalSelfAttention(nn.Module):
         nn.init.zeros_(self.proj.weight)
         self.rotary = Rotary(self.hd, args.rope_base)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, res: Tensor) -> Tensor:  # res + attention(x)
         B, T, d = x.shape
-        q = self.c_q(x).view(B, T, self.nh, self.hd).transpose(1, 2)  # (B, nh, T, hd)
-        k, v = self.c_kv(x).view(B, T, 2, self.nkv, self.hd).permute(2, 0, 3, 1, 4)
-        rot = self.rotary(T, x.device)
-        q, k = apply_rotary(q, rot), apply_rotary(k, rot)
+        # Activations stay in the (B, T, heads, head_dim) layout of the matmuls: RoPE runs on
+        # contiguous rows, the attention kernel takes the transposed views as they are, and
+        # the backward pass has no activation-sized transposes (the split's backward is one
+        # concatenation straight into c_kv's output layout).
+        rot = self.rotary(T, x.device)[:, None]  # (T, 1, head_dim / 2): same for every head
+        q = apply_rotary(self.c_q(x).view(B, T, self.nh, self.hd), rot).transpose(1, 2)
+        k, v = self.c_kv(x).view(B, T, 2 * self.nkv, self.hd).split(self.nkv, dim=2)
+        k, v = apply_rotary(k, rot).transpose(1, 2), v.transpose(1, 2)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-        return self.proj(y.transpose(1, 2).reshape(B, T, d))
+        y = y.transpose(1, 2).reshape(B, T, d)
+        if x.is_cuda:
+            return res + self.proj(y)
+        # On a CPU the residual add rides on the projection's matmul (one pass fewer).
+        return torch.addmm(res.view(B * T, d), y.view(B * T, d), self.proj.weight.T).view(B, T, d)
 
 
-class ReluSquare(torch.autograd.Function):
-    # relu(x)^2 in two kernels forward and two backward (autograd's relu, square, pow
-    # backward and threshold backward make six passes over the widest activation).
+class ReluSquareMLP(torch.autograd.Function):
+    """res + relu(x @ w_fc.T)^2 @ w_proj.T: the CPU path's MLP with its residual add.
+
+    Autograd's relu, square and add make seven passes over activations, forward and
+    backward, the widest ones among them; here the relu runs in place on the matmul's
+    output, the residual rides on the projection's addmm, and the square's factor 2 on
+    the backward matmuls' alpha. The same loss and gradients (tests/test_trainer_unit.py).
+    """
+
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        r = torch.relu(x)
-        ctx.save_for_backward(r)
-        return r * r
+    def forward(ctx, res: Tensor, x: Tensor, w_fc: Tensor, w_proj: Tensor) -> Tensor:
+        x2 = x.flatten(0, -2)
+        r = torch.mm(x2, w_fc.T).relu_()
+        a = r * r
+        ctx.save_for_backward(x2, w_fc, w_proj, r, a)
+        ctx.x_shape = x.shape
+        return torch.addmm(res.flatten(0, -2), a, w_proj.T).view_as(res)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        (r,) = ctx.saved_tensors
-        return (r * grad).mul_(2.0)
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        x2, w_fc, w_proj, r, a = ctx.saved_tensors
+        g = grad.flatten(0, -2)
+        half = torch.mm(g, w_proj).mul_(r)  # half the gradient of the fc output
+        g_x = torch.addmm(x2, half, w_fc, beta=0.0, alpha=2.0)  # x2 only gives the shape
+        g_fc = torch.addmm(w_fc, half.T, x2, beta=0.0, alpha=2.0)
+        return grad, g_x.view(ctx.x_shape), g_fc, g.T @ a
 
 
 class MLP(nn.Module):
@@ -381,9 +402,10 @@ class MLP(nn.Module):
         self.proj = nn.Linear(args.mlp_mult * args.model_dim, args.model_dim, bias=False)
         nn.init.zeros_(self.proj.weight)
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.fc(x)
-        return self.proj(F.relu(h).square() if h.is_cuda else ReluSquare.apply(h))
+    def forward(self, x: Tensor, res: Tensor) -> Tensor:
+        if x.is_cuda:
+            return res + self.proj(F.relu(self.fc(x)).square())
+        return ReluSquareMLP.apply(res, x, self.fc.weight, self.proj.weight)
 
 
 class Block(nn.Module):
@@ -393,8 +415,8 @@ class Block(nn.Module):
         self.mlp = MLP(args)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(norm(x))
-        return x + self.mlp(norm(x))
+        x = self.attn(norm(x), x)
+        return self.mlp(norm(x), x)
 
 
 class GPT(nn.Module):
@@ -810,6 +832,9 @@ def tune_cpu_process() -> None:
             return  # not glibc
         libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: blocks up to 32 MiB come from the heap
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
+        # 32 MiB is glibc's largest threshold: bigger blocks (a d=512 model's MLP activations,
+        # 19k faults per step) would still be mmapped and faulted in on every use.
+        libc.mallopt(-4, 0)  # M_MMAP_MAX: no mmapped blocks (glibc falls back to mmap if brk fails)
 
 
 def make_optimizers(

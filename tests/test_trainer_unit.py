@@ -90,10 +90,49 @@ def test_unknown_artifact_format_is_rejected() -> None:
 # -----------------------------
 
 
-def test_relu_square_matches_autograd() -> None:
-    x = torch.randn(6, 33, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(tg.ReluSquare.apply, (x,))
-    torch.testing.assert_close(tg.ReluSquare.apply(x), torch.relu(x).square())
+def test_relu_square_mlp_matches_autograd() -> None:
+    torch.manual_seed(0)
+    res, x = torch.randn(2, 5, 4), torch.randn(2, 5, 6)
+    w_fc, w_proj = torch.randn(7, 6), torch.randn(4, 7)
+    inputs = [t.double().requires_grad_() for t in (res, x, w_fc, w_proj)]
+    assert torch.autograd.gradcheck(tg.ReluSquareMLP.apply, inputs)
+    out = tg.ReluSquareMLP.apply(*inputs)
+    torch.testing.assert_close(
+        out, inputs[0] + F.relu(inputs[1] @ w_fc.double().T).square() @ w_proj.double().T
+    )
+
+
+def plain_block(block: tg.Block, x: torch.Tensor) -> torch.Tensor:
+    """The block as plain autograd ops (the CUDA path's formulas, the layout before the CPU work)."""
+    a, B, T, d = block.attn, *x.shape
+    h = tg.norm(x)
+    q = a.c_q(h).view(B, T, a.nh, a.hd).transpose(1, 2)
+    k, v = a.c_kv(h).view(B, T, 2, a.nkv, a.hd).permute(2, 0, 3, 1, 4)
+    rot = a.rotary(T, x.device)
+    q, k = tg.apply_rotary(q, rot), tg.apply_rotary(k, rot)
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    x = x + a.proj(y.transpose(1, 2).reshape(B, T, d))
+    return x + block.mlp.proj(F.relu(block.mlp.fc(tg.norm(x))).square())
+
+
+def test_cpu_block_equals_the_plain_block() -> None:
+    args = tg.Hyperparameters({**{k: str(v) for k, v in TINY.items()}, "NUM_HEADS": "4"})
+    torch.manual_seed(0)
+    block = tg.Block(args)
+    for p in block.parameters():  # the default init zeroes output projections
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(3, 16, 32, requires_grad=True)
+    grad_out = torch.randn(3, 16, 32)
+    out = block(x)
+    out.backward(grad_out)
+    grads = [x.grad] + [p.grad for p in block.parameters()]
+    x.grad = None
+    block.zero_grad()
+    plain = plain_block(block, x)
+    plain.backward(grad_out)
+    torch.testing.assert_close(out, plain)
+    for g, p in zip(grads, [x, *block.parameters()], strict=True):
+        torch.testing.assert_close(g, p.grad)
 
 
 @pytest.mark.parametrize("rows", [1, 16, 40])  # one partial block, one full, several
