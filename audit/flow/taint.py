@@ -269,6 +269,7 @@ class TaintAnalysis:
         self._callee = _resolver(index, self._resolved)
         self._leaves: Leaves = index.memo.setdefault("leaves", Leaves())
         self._is_source: dict[str, bool] = {}
+        self._log: list[tuple[str, frozenset[str]]] | None = None  # analyses of a writers' pass
         self._class_assigns = [
             stmt
             for classes in index.classes.values()
@@ -286,13 +287,27 @@ class TaintAnalysis:
         call passing tainted data is explored (needed for `callers_with_taint`)."""
         funcs = list(self.index.iter_functions())
         writers = [fn for fn in funcs if _assigns_attributes(self._parts(fn.node)[0])]
+        # The writers' pass is a function of the global facts it starts from (its cache starts
+        # empty). When the last one neither changed them nor saw them change since, running it
+        # again would redo the very same analyses: its results are restored instead.
+        last: tuple[tuple[int, ...], dict[Any, FuncTaint], list[tuple[str, frozenset[str]]]] | None
+        last = None
         for _ in range(4):
             before = self._snapshot()
             for file, tree in self.index.trees.items():
                 self._scope_pass(file, tree)
             self._cache.clear()
-            for fn in writers:
-                self.analyse(fn, frozenset(), False)
+            facts = self._facts()
+            if last is not None and last[0] == facts:
+                self._cache.update(last[1])
+                for qualname, tparams in last[2]:
+                    self.state.analysed.setdefault(qualname, []).append(tparams)
+            else:
+                self._log = []
+                for fn in writers:
+                    self.analyse(fn, frozenset(), False)
+                log, self._log = self._log, None
+                last = (facts, dict(self._cache), log) if self._facts() == facts else None
             if self._snapshot() == before:
                 break
         if not eager:
@@ -304,6 +319,12 @@ class TaintAnalysis:
             if self._snapshot() == before:
                 break
             self._cache.clear()
+
+    def _facts(self) -> tuple[int, ...]:
+        """Changes whenever a global fact is learnt: the sets only grow, and every name or
+        binding site added to a global scope bumps its version."""
+        envs = self.state.global_names.values()
+        return (len(self.state.global_attrs), len(envs), sum(env.version for env in envs))
 
     def _snapshot(self) -> tuple[int, int]:
         return (
@@ -359,6 +380,8 @@ class TaintAnalysis:
         if self_t:
             self.state.self_by_func[fn.qualname] = True
         self.state.analysed.setdefault(fn.qualname, []).append(tparams)
+        if self._log is not None:
+            self._log.append((fn.qualname, tparams))
         return res
 
     def _analyse(self, fn: FunctionInfo, tparams: frozenset[str], self_t: bool) -> FuncTaint:
