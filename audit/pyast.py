@@ -314,7 +314,8 @@ class Program:
         key = id(f.node)
         hit = self._flow.get(key)
         if hit is None:
-            hit = self._flow[key] = [n for n in walk_no_defs(f.node) if isinstance(n, _FLOW_NODES)]
+            kinds = _FLOW_TYPES  # none of them has subclasses: a type test is isinstance
+            hit = self._flow[key] = [n for n in walk_no_defs(f.node) if type(n) in kinds]
         return hit
 
     def taint_nodes(self, f: Func) -> list[ast.AST]:
@@ -531,6 +532,7 @@ _FLOW_NODES = (
     ast.Call,
     ast.Return,
 )
+_FLOW_TYPES = frozenset(_FLOW_NODES)
 
 SeedFn = Callable[[ast.AST, "Taint", Func], bool]
 # what `Taint._expr` is ever handed: expressions and the operator nodes inside them

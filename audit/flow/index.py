@@ -90,6 +90,26 @@ class ClassInfo:
     methods: dict[str, FunctionInfo] = field(default_factory=dict)
 
 
+class NodeFiles:
+    """`id(node) -> file` for every node of the indexed trees, found through the parent
+    links on demand (a few lookups each) rather than stored once per node."""
+
+    def __init__(self, parent: dict[int, ast.AST]) -> None:
+        self.parent = parent
+        self.roots: dict[int, str] = {}  # id(tree) -> file
+
+    def get(self, key: int, default: str | None = None) -> str | None:
+        roots, parent = self.roots, self.parent
+        while True:
+            file = roots.get(key)
+            if file is not None:
+                return file
+            up = parent.get(key)
+            if up is None:
+                return default
+            key = id(up)
+
+
 class ProgramIndex:
     """Every function/class of every parsed file, plus parent links for statement lookup."""
 
@@ -101,21 +121,20 @@ class ProgramIndex:
         self.methods_by_name: dict[str, list[FunctionInfo]] = {}
         self.parent: dict[int, ast.AST] = {}
         self.by_node: dict[int, FunctionInfo] = {}
-        self.node_file: dict[int, str] = {}
+        self.node_file = NodeFiles(self.parent)
         self.memo: dict[str, Any] = {}  # analyses sharing per-node results
         for file, tree in trees.items():
             self._index_file(file, tree)
 
     def _index_file(self, file: str, tree: ast.Module) -> None:
-        self.node_file[id(tree)] = file
-        parents, files, children, key = self.parent, self.node_file, astcache.children, _CHILDREN
+        self.node_file.roots[id(tree)] = file
+        parents, children, key = self.parent, astcache.children, _CHILDREN
         for parent in astcache.walk(tree):
             kids = parent.__dict__.get(key)
             if kids is None:
                 kids = children(parent)
             for child in kids:
                 parents[id(child)] = parent
-                files[id(child)] = file
         self._collect(file, tree.body, prefix="", cls=None, outer=None)
 
     def _collect(

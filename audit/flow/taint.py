@@ -69,6 +69,8 @@ _FLOW_NODES = (
     ast.withitem,
     ast.Call,
 )
+_FLOW_TYPES = frozenset(_FLOW_NODES)
+_RETURN_TYPES = frozenset({ast.Return, ast.Yield, ast.YieldFrom})
 _MAX_DEPTH = 14
 _MAX_CONTEXTS = 4000
 
@@ -477,15 +479,22 @@ class TaintAnalysis:
         """`_parts` plus the body's `@` products (for Gram-matrix detection)."""
         hit = self._parts_cache.get(id(node))
         if hit is None:
-            nodes = _body_nodes(node)
-            flow = [n for n in nodes if isinstance(n, _FLOW_NODES)]
-            calls = [n for n in nodes if isinstance(n, ast.Call)]
-            rets = [
-                n
-                for n in nodes
-                if isinstance(n, ast.Return | ast.Yield | ast.YieldFrom) and n.value is not None
-            ]
-            mats = [n for n in nodes if isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult)]
+            flow: list[ast.AST] = []
+            calls: list[ast.Call] = []
+            rets: list[ast.AST] = []
+            mats: list[ast.BinOp] = []
+            # one pass, each list in body order (none of these node types has subclasses)
+            for n in _body_nodes(node):
+                tp = type(n)
+                if tp in _FLOW_TYPES:
+                    flow.append(n)
+                    if tp is ast.Call:
+                        calls.append(n)  # type: ignore[arg-type]
+                elif tp in _RETURN_TYPES:
+                    if n.value is not None:  # type: ignore[attr-defined]
+                        rets.append(n)
+                elif tp is ast.BinOp and type(n.op) is ast.MatMult:  # type: ignore[attr-defined]
+                    mats.append(n)  # type: ignore[arg-type]
             hit = (flow, calls, rets, mats)
             self._parts_cache[id(node)] = hit
         return hit
