@@ -16,6 +16,7 @@ _CHILDREN = "_pgolf_children"
 CHILDREN = _CHILDREN  # the attribute holding a node's listed children
 _WALK = "_pgolf_walk"
 _IDS = "_pgolf_ids"
+_TEXT = "_pgolf_text"
 
 
 def children(node: ast.AST) -> tuple[ast.AST, ...]:
@@ -68,3 +69,22 @@ def contains(outer: ast.AST, node: ast.AST) -> bool:
         ids = frozenset(map(id, walk(outer)))
         setattr(outer, _IDS, ids)
     return id(node) in ids
+
+
+def unparse(node: ast.AST) -> str:
+    """`ast.unparse(node)`, computed once per node (a name or a dotted attribute chain is
+    its text directly: the stdlib builds an unparser object per call)."""
+    hit = node.__dict__.get(_TEXT)
+    if hit is None:
+        parts: list[str] = []
+        cur = node
+        while type(cur) is ast.Attribute:
+            parts.append(cur.attr)  # type: ignore[attr-defined]
+            cur = cur.value  # type: ignore[attr-defined]
+        if type(cur) is ast.Name:
+            parts.append(cur.id)  # type: ignore[attr-defined]
+            hit = ".".join(reversed(parts))
+        else:
+            hit = ast.unparse(node)
+        setattr(node, _TEXT, hit)
+    return hit

@@ -48,7 +48,7 @@ def _is_backward(call: ast.Call) -> ast.expr | None:
     if isinstance(f, ast.Attribute) and f.attr == "backward":
         return f.value
     if isinstance(f, ast.Attribute) and f.attr == "grad" and call.args:
-        base = ast.unparse(f.value)
+        base = astcache.unparse(f.value)
         if base.endswith("autograd"):
             return call.args[0]
     return None
@@ -181,8 +181,8 @@ def _child_in(pm, loop: ast.AST, node: ast.AST) -> ast.stmt | None:
 
 def _epoch_like(loop: ast.AST) -> bool:
     if isinstance(loop, ast.For | ast.AsyncFor):
-        target = ast.unparse(loop.target)
-        return bool(_EPOCH.search(target) or _EPOCH.search(ast.unparse(loop.iter)))
+        target = astcache.unparse(loop.target)
+        return bool(_EPOCH.search(target) or _EPOCH.search(astcache.unparse(loop.iter)))
     return False
 
 
@@ -252,9 +252,9 @@ def _slice_bounds(e: ast.AST) -> tuple[set[str], set[str]]:
             for sl in parts:
                 if isinstance(sl, ast.Slice):
                     if sl.lower is None and sl.upper is not None:
-                        prefix.add(ast.unparse(sl.upper))
+                        prefix.add(astcache.unparse(sl.upper))
                     elif sl.lower is not None:
-                        suffix.add(ast.unparse(sl.lower))
+                        suffix.add(astcache.unparse(sl.lower))
     return prefix, suffix
 
 
@@ -303,7 +303,7 @@ def _optimizer_params(fn: FunctionInfo) -> list[ast.expr]:
     out: list[ast.expr] = []
     for n in _body_nodes(fn.node):
         if isinstance(n, ast.Call):
-            name = ast.unparse(n.func)
+            name = astcache.unparse(n.func)
             if _OPTIMIZERS.search(name) and (n.args or n.keywords):
                 out.append(n.args[0] if n.args else n.keywords[0].value)
     return out
@@ -313,8 +313,8 @@ def _fresh_tensor_names(fn: FunctionInfo) -> set[str]:
     names: set[str] = set()
     for n in _body_nodes(fn.node):
         if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call):
-            text = ast.unparse(n.value)
-            short = ast.unparse(n.value.func).rsplit(".", 1)[-1]
+            text = astcache.unparse(n.value)
+            short = astcache.unparse(n.value.func).rsplit(".", 1)[-1]
             fresh = short in _FRESH and "requires_grad" in text
             fresh = fresh or (short == "Parameter" and any(f in text for f in _FRESH))
             if fresh:
@@ -357,7 +357,7 @@ def is_throwaway(fn: FunctionInfo | None, node: ast.AST) -> bool:
         for n in nodes
         if isinstance(n, ast.Assign)
         and getattr(n, "lineno", 0) < line
-        and "state_dict()" in ast.unparse(n.value)
+        and "state_dict()" in astcache.unparse(n.value)
         for t in n.targets
         if isinstance(t, ast.Name)
     }
@@ -423,7 +423,7 @@ def _diagnostic_probe(fn: FunctionInfo, owners: set[str], line: int) -> bool:
                 and isinstance(value.func.value, ast.Call)
             ):
                 value = value.func.value
-            func = ast.unparse(value.func)
+            func = astcache.unparse(value.func)
             if _CTOR_LIKE.search(func) or func.rsplit(".", 1)[-1] in _FRESH:
                 fresh.update(t.id for t in n.targets if isinstance(t, ast.Name))
     if not owners <= fresh or owners & set(fn.params):

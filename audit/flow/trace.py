@@ -124,7 +124,7 @@ class Tracer:
         for file in files:
             tree = self.index.trees[file]
             for stmt in tree.body:
-                if isinstance(stmt, ast.If) and "__name__" in ast.unparse(stmt.test):
+                if isinstance(stmt, ast.If) and "__name__" in astcache.unparse(stmt.test):
                     pre = [s for s in tree.body if s is not stmt and not _is_def(s)]
                     return file, pre + stmt.body
         for file in files:
@@ -271,7 +271,7 @@ class Tracer:
         if isinstance(v, str):
             return v
         try:
-            return ast.unparse(e)
+            return astcache.unparse(e)
         except Exception:
             return ""
 

@@ -131,7 +131,7 @@ def _collect_target_roots(program: Program) -> dict[int, set[str]]:
 
 def _index_key(node: ast.AST) -> str | None:
     try:
-        return ast.unparse(node)
+        return astcache.unparse(node)
     except Exception:
         return None
 

@@ -137,7 +137,7 @@ def _calibration_functions(pm: PhaseModel) -> list[FunctionInfo]:
 
 
 def _transposed(e: ast.AST) -> bool:
-    text = ast.unparse(e)
+    text = astcache.unparse(e)
     return text.endswith((".T", ".t()", ".mT")) or "transpose(" in text
 
 
@@ -156,7 +156,7 @@ def _is_gram(n: ast.AST) -> bool:
             first = n.args[0]
         return _transposed(first)
     if short == "einsum" and len(n.args) >= 3:
-        return ast.unparse(n.args[1]) == ast.unparse(n.args[2])
+        return astcache.unparse(n.args[1]) == astcache.unparse(n.args[2])
     return False
 
 
@@ -320,7 +320,7 @@ class ValStoredInArtifact(PhaseRule):
             if isinstance(occ.stmt, ast.If | ast.For | ast.While | ast.With | ast.Try):
                 continue
             for n in astcache.walk(occ.stmt):
-                if not isinstance(n, ast.Call) or not _SAVE.search(ast.unparse(n.func)):
+                if not isinstance(n, ast.Call) or not _SAVE.search(astcache.unparse(n.func)):
                     continue
                 if not n.args or not pm.val.tainted_in(n.args[0], occ.func, occ.file):
                     continue
@@ -333,7 +333,7 @@ class ValStoredInArtifact(PhaseRule):
                     line=n.lineno,
                     function=func_name(occ.func),
                     evidence=pm.line_text(occ.file, n.lineno),
-                    expr=ast.unparse(n.args[0])[:80],
+                    expr=astcache.unparse(n.args[0])[:80],
                     note=_note(pm, n),
                 )
 
@@ -392,7 +392,7 @@ def _selects(pm: PhaseModel, body: list[ast.stmt], occ_func: FunctionInfo | None
         for n in astcache.walk(s):
             if isinstance(n, ast.Break):
                 return True
-            if isinstance(n, ast.Call) and _SELECT_CALLS.search(ast.unparse(n.func)):
+            if isinstance(n, ast.Call) and _SELECT_CALLS.search(astcache.unparse(n.func)):
                 return True
             if isinstance(n, ast.Assign):
                 values = (
@@ -498,7 +498,7 @@ class ValSelection(PhaseRule):
                 line=s.lineno,
                 function=func_name(occ.func),
                 evidence=pm.line_text(occ.file, s.lineno),
-                expr=ast.unparse(s.test)[:80],
+                expr=astcache.unparse(s.test)[:80],
                 note=_note(pm, s),
             )
 
@@ -586,7 +586,7 @@ class TrainDataAtEval(PhaseRule):
                 for n in astcache.walk(root):
                     if not isinstance(n, ast.Call):
                         continue
-                    name = ast.unparse(n.func)
+                    name = astcache.unparse(n.func)
                     local = pm.index.resolve_call(n, occ.file, occ.func)
                     if not (_READERS.search(name) or local is not None):
                         continue
@@ -606,7 +606,7 @@ class TrainDataAtEval(PhaseRule):
                         line=n.lineno,
                         function=func_name(occ.func),
                         evidence=pm.line_text(occ.file, n.lineno),
-                        expr=ast.unparse(n)[:80],
+                        expr=astcache.unparse(n)[:80],
                         note=_note(pm, n),
                     )
 

@@ -820,7 +820,7 @@ def _remainder_seed(node: ast.AST, model: ScoringModel, f: Func) -> bool:
             isinstance(n, ast.Call) and call_name(n) in _REDUCTIONS for n in astcache.walk(side)
         ):
             return False
-    num, den = ast.unparse(node.left), ast.unparse(node.right)
+    num, den = astcache.unparse(node.left), astcache.unparse(node.right)
     if num in den:  # a / (1 + a): a sigmoid or a share, not a remainder
         return False
     return model.tlp.is_tainted(node.left, f) and model.tlp.is_tainted(node.right, f)
