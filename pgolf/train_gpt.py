@@ -461,6 +461,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad_x, grad_w = torch.empty_like(x), torch.zeros_like(w)
         total = torch.zeros((), dtype=torch.float64, device=x.device)
         rows = max(16, CE_BLOCK_LOGITS // w.size(0))
+        inv = 1.0 / x.size(0)  # the mean's factor rides on the gradient matmuls' alpha
         for i in range(0, x.size(0), rows):
             xb, yb = x[i : i + rows], y[i : i + rows]
             z = xb @ w.T
@@ -471,17 +472,18 @@ class LinearCrossEntropy(torch.autograd.Function):
             total += (top + sums.log() - target_z).sum().double()
             p.div_(sums)  # softmax; minus one-hot is d(loss_row)/d(logits)
             p[torch.arange(yb.numel()), yb] -= 1.0
-            torch.mm(p, w, out=grad_x[i : i + rows])
-            grad_w.addmm_(p.T, xb)
+            gx = grad_x[i : i + rows]
+            torch.addmm(gx, p, w, beta=0.0, alpha=inv, out=gx)
+            grad_w.addmm_(p.T, xb, alpha=inv)
         ctx.save_for_backward(grad_x, grad_w)
-        ctx.count = x.size(0)
-        return (total / x.size(0)).float()
+        return (total * inv).float()
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
         grad_x, grad_w = ctx.saved_tensors
-        scale = grad / ctx.count
-        return grad_x * scale, grad_w * scale, None
+        if grad.item() == 1.0:  # loss.backward(): no pass over the gradients
+            return grad_x, grad_w, None
+        return grad_x * grad, grad_w * grad, None
 
 
 MODEL_SHAPE_KEYS = (
