@@ -78,8 +78,9 @@ class Shapes:
     def _compute(self, e: ast.AST, program: Program) -> Shape:
         """Mirror of the children `Taint._expr` visits (keep the two in step)."""
         tp = type(e)
-        names: set[str] = set()
-        calls: set[str] = set()
+        # the node's own name / callees; the kids' sets are joined below (reused when alone)
+        names: list[frozenset[str]] = []
+        calls: list[frozenset[str]] = []
         kids: tuple[ast.AST, ...]
         if tp is ast.Name:
             name = e.id  # type: ignore[attr-defined]
@@ -90,12 +91,14 @@ class Shapes:
         if tp is ast.Attribute:
             d = self._dotted(e)
             if d is not None:
-                names.add(d)
+                names.append(frozenset((d,)))
             kids = () if e.attr in self._sanitizers else (e.value,)  # type: ignore[attr-defined]
         elif tp is ast.Call:
             if self._call_name(e) in self._sanitizers:
                 return _NOTHING
-            calls.update(c.qualname for c in program.callees(e) if c.file in program.trees)  # type: ignore[arg-type]
+            own = [c.qualname for c in program.callees(e) if c.file in program.trees]  # type: ignore[arg-type]
+            if own:
+                calls.append(frozenset(own))
             func = e.func  # type: ignore[attr-defined]
             kids = (*e.args, *(k.value for k in e.keywords))  # type: ignore[attr-defined]
             if type(func) is ast.Attribute:
@@ -109,18 +112,25 @@ class Shapes:
             elts = (e.key, e.value) if tp is ast.DictComp else (e.elt,)  # type: ignore[attr-defined]
             kids = (*(g.iter for g in gens), *elts, *(c for g in gens for c in g.ifs))
         else:
-            kids = tuple(c for c in astcache.children(e) if not isinstance(c, ast.expr_context))
+            kids = tuple([c for c in astcache.children(e) if not isinstance(c, ast.expr_context)])
         for k in kids:
             s = self.of(k, program)
             if s.names:
-                names.update(s.names)
+                names.append(s.names)
             if s.calls:
-                calls.update(s.calls)
+                calls.append(s.calls)
         if not names and not calls and not kids:
             return _NOTHING
-        return Shape(
-            frozenset(names) if names else _EMPTY, frozenset(calls) if calls else _EMPTY, kids
-        )
+        return Shape(_join(names), _join(calls), kids)
+
+
+def _join(parts: list[frozenset[str]]) -> frozenset[str]:
+    """The union of `parts` (one part is returned as is: shapes never mutate their sets)."""
+    if not parts:
+        return _EMPTY
+    if len(parts) == 1:
+        return parts[0]
+    return frozenset().union(*parts)
 
 
 class Leaves:
