@@ -67,6 +67,7 @@ class Leaves:
     def __init__(self) -> None:
         # id -> (node, leaf): holding the node keeps its id from being reused meanwhile
         self._memo: dict[int, tuple[ast.AST, Leaf]] = {}
+        self.memo = self._memo  # read-only for callers: `of` without a call on a hit
 
     def of(self, e: ast.AST, fn: Any, file: str, resolve: Resolve) -> Leaf:
         """The leaves of `e`, an expression of function `fn` (None: module level) in `file`."""
@@ -90,11 +91,15 @@ class Leaves:
         leaf: tuple[set[str], set[str], set[str]] | None = None,
         calls: bool = False,
     ) -> Leaf:
+        subs = [self.of(p, fn, file, resolve) for p in parts if p is not None]
+        if leaf is None:
+            found = [sub for sub in subs if sub is not _NONE]
+            if not found:
+                return Leaf(_EMPTY, _EMPTY, _EMPTY, True) if calls else _NONE
+            if len(found) == 1 and (found[0].calls or not calls):
+                return found[0]  # leaves are never mutated: one part is the union itself
         names, attrs, strs = leaf or (set(), set(), set())
-        for p in parts:
-            if p is None:
-                continue
-            sub = self.of(p, fn, file, resolve)
+        for sub in subs:
             names.update(sub.names)
             attrs.update(sub.attrs)
             strs.update(sub.strs)

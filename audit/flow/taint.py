@@ -270,6 +270,7 @@ class TaintAnalysis:
         self._loop_cache: dict[int, set[int]] = index.memo.setdefault("loops", {})
         self._callee = _resolver(index, self._resolved)
         self._leaves: Leaves = index.memo.setdefault("leaves", Leaves())
+        self._leaf_memo = self._leaves.memo  # read directly on the hot path of `expr`
         self._is_source: dict[str, bool] = {}
         self._log: list[tuple[str, frozenset[str]]] | None = None  # analyses of a writers' pass
         self._class_assigns = [
@@ -584,23 +585,25 @@ class TaintAnalysis:
     def expr(self, e: ast.AST | None, names: set[str], fn: FunctionInfo | None, file: str) -> bool:
         if e is None:
             return False
-        if isinstance(e, ast.Constant):
-            return isinstance(e.value, str) and bool(self.source.search(e.value))
-        if isinstance(e, ast.Name):
-            if e.id in names and self._visible(names, e.id, e):
+        tp = type(e)
+        if tp is ast.Constant:
+            value = e.value  # type: ignore[attr-defined]
+            return isinstance(value, str) and self._names_source((value,))
+        if tp is ast.Name:
+            if e.id in names and self._visible(names, e.id, e):  # type: ignore[attr-defined]
                 return True
-            return fn is not None and e.id in self.state.global_names.get(file, ())
-        leaf = self._leaves.of(e, fn, file, self._callee)
-        if (
-            not leaf.calls
-            and not (leaf.strs and self._names_source(leaf.strs))
-            and leaf.quiet(
-                names,
-                self.state.global_names.get(file, ()) if fn is not None else None,
-                self.state.global_attrs,
-            )
-        ):
-            return False  # no call, no source string, no tainted name or attribute
+            return fn is not None and e.id in self.state.global_names.get(file, ())  # type: ignore[attr-defined]
+        hit = self._leaf_memo.get(id(e))
+        leaf = hit[1] if hit is not None else self._leaves.of(e, fn, file, self._callee)
+        if not leaf.calls and not (leaf.strs and self._names_source(leaf.strs)):
+            # Leaf.quiet, inlined (the hottest test of the analysis)
+            read = leaf.names
+            if (
+                read.isdisjoint(names)
+                and (fn is None or read.isdisjoint(self.state.global_names.get(file, ())))
+                and leaf.attrs.isdisjoint(self.state.global_attrs)
+            ):
+                return False  # no call, no source string, no tainted name or attribute
         if isinstance(e, ast.Attribute):
             if e.attr in _SHAPE_ATTRS:
                 return False
