@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from audit import astcache
-from audit.pyleaves import OPAQUE, SEEDED, Leaves, Shapes
+from audit.pyleaves import OPAQUE, SEEDED, Leaves, Shapes, type_bits
 
 FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -558,6 +558,11 @@ class Taint:
         # the node types at which `seed` can fire (None: any): a promise of the caller that
         # lets the seed be asked only there
         self.kinds = frozenset(kinds) if kinds is not None else None
+        # the node types at which the seed or `seed_names` can fire, as audit.pyleaves bits
+        # (-1: any)
+        self.seed_bits = -1
+        if kinds is not None:
+            self.seed_bits = type_bits([*kinds, *([ast.Name] if seed_names else [])])
         self.index_propagates = index_propagates
         self.seed = seed
         self.seed_names = seed_names

@@ -35,19 +35,36 @@ OPAQUE = "opaque"
 
 class Shape:
     """Names/dotted attributes read and functions called by an expression; the children
-    `Taint._expr` visits."""
+    `Taint._expr` visits, and the node types found below it through them (`type_bits`)."""
 
-    __slots__ = ("calls", "kids", "names")
+    __slots__ = ("below", "calls", "kids", "names")
 
     def __init__(
-        self, names: frozenset[str], calls: frozenset[str], kids: tuple[ast.AST, ...]
+        self,
+        names: frozenset[str],
+        calls: frozenset[str],
+        kids: tuple[ast.AST, ...],
+        below: int = 0,
     ) -> None:
         self.names = names
         self.calls = calls
         self.kids = kids
+        self.below = below
 
 
 _NOTHING = Shape(_EMPTY, _EMPTY, ())
+_BITS: dict[type, int] = {}
+
+
+def type_bits(types: object) -> int:
+    """One bit per AST node type (numbered as met), or-ed over `types`."""
+    out = 0
+    for tp in types:  # type: ignore[attr-defined]
+        bit = _BITS.get(tp)
+        if bit is None:
+            bit = _BITS[tp] = 1 << len(_BITS)
+        out |= bit
+    return out
 
 
 class Shapes:
@@ -113,15 +130,19 @@ class Shapes:
             kids = (*(g.iter for g in gens), *elts, *(c for g in gens for c in g.ifs))
         else:
             kids = tuple([c for c in astcache.children(e) if not isinstance(c, ast.expr_context)])
+        below = 0
+        bits = _BITS
         for k in kids:
             s = self.of(k, program)
             if s.names:
                 names.append(s.names)
             if s.calls:
                 calls.append(s.calls)
+            bit = bits.get(type(k))
+            below |= (bit if bit is not None else type_bits((type(k),))) | s.below
         if not names and not calls and not kids:
             return _NOTHING
-        return Shape(_join(names), _join(calls), kids)
+        return Shape(_join(names), _join(calls), kids, below)
 
 
 def _join(parts: list[frozenset[str]]) -> frozenset[str]:
@@ -160,9 +181,11 @@ class Leaves:
             st = OPAQUE
         else:
             st = shape = self.shapes.of(e, t.program)
-            for k in shape.kids:
-                if isinstance(self.state(k, f, t), str):
-                    st = OPAQUE
-                    break
+            # a kid's state is SEEDED or OPAQUE only where the seed can fire below
+            if shape.below & t.seed_bits:
+                for k in shape.kids:
+                    if isinstance(self.state(k, f, t), str):
+                        st = OPAQUE
+                        break
         per[id(e)] = (e, st)
         return st
