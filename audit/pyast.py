@@ -581,8 +581,11 @@ class Taint:
         self._dirty: set[int] = {
             id(f.node) for f in program.funcs if only is None or id(f.node) in only
         }
-        if seed_names is None and not self._seeded_somewhere():
-            self._dirty.clear()  # every expression of the analysed code is untainted
+        # inert: the seed fires nowhere in the analysed functions and no name is seeded, so no
+        # expression of theirs is tainted (a rule may skip its scan of them)
+        self.inert = seed_names is None and not self._seeded_somewhere()
+        if self.inert:
+            self._dirty.clear()
         budget = rounds * max(len(program.funcs), 1)
         while self._dirty and budget > 0:
             for f in program.funcs:

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 VAL_DOCS = 50_000  # documents in the validation split (RULES.md: the task)
 
 
+# none of these node types has subclasses: a type test is isinstance
+_SCOPES = frozenset({ast.FunctionDef, ast.Module})
+_BRANCHES = frozenset({ast.If, ast.IfExp})
+
+
 def _strings(nodes: list[ast.AST] | ast.AST) -> str:
     """Every string literal (and literal part of an f-string) under `nodes`, joined."""
     roots = nodes if isinstance(nodes, list) else [nodes]
@@ -217,9 +222,7 @@ class ShortValidationSplitInPrep(Rule):
             if src.tree is None or "fineweb_" not in src.text:
                 continue
             consts, options = _int_defaults(src.tree)
-            scopes = [
-                n for n in astcache.walk(src.tree) if isinstance(n, ast.FunctionDef | ast.Module)
-            ]
+            scopes = [n for n in astcache.walk(src.tree) if type(n) in _SCOPES]
             for scope in scopes:
                 yield from self._splits(rel, src, scope, consts, options)
 
@@ -232,7 +235,7 @@ class ShortValidationSplitInPrep(Rule):
         options: dict[str, tuple[int, int]],
     ) -> Iterator[Finding]:
         for node in walk_no_defs(scope):
-            if not isinstance(node, ast.If | ast.IfExp):
+            if type(node) not in _BRANCHES:
                 continue
             split = _split(node.test, consts, options)
             if split is None or not 0 < split[1][0] < VAL_DOCS:

@@ -247,6 +247,8 @@ class TargetKeyedHashCache(Rule):
     def check(self, ctx: object) -> Iterable[Finding]:
         model = analyze(ctx)  # type: ignore[arg-type]
         keys = _hashkey_taint(model)
+        if keys.inert:  # the keys read below are expressions of the analysed functions
+            return
         seen: set[tuple[str, int]] = set()
         for f in model.functions():
             if f.name == "<module>":
@@ -749,8 +751,11 @@ class RealizedTokenGate(Rule):
             model.program,
             lambda e, t, f: _gate_seed(e, model, f, names),
             only=model.active or None,
-            kinds=(ast.IfExp, ast.Call, ast.Name),
+            # a name is a seed only where a gate assigned it
+            kinds=(ast.IfExp, ast.Call, ast.Name) if any(names.values()) else (ast.IfExp, ast.Call),
         )
+        if gate.inert:  # the operands read below are expressions of the analysed functions
+            return
         for f in model.functions():
             src = model.sources.get(f.file, "")
             mixes = [
