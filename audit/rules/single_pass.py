@@ -31,8 +31,17 @@ def _label(f: Func) -> str | None:
     return None if f.name == "<module>" else f.qualname
 
 
+_LOOP_TYPES = frozenset({ast.For, ast.While})  # no subclasses: a type test is isinstance
+
+
 def _loops(f: Func) -> list[ast.For | ast.While]:
-    return [n for n in walk_no_defs(f.node) if isinstance(n, ast.For | ast.While)]
+    """The loops of `f` (listed once per function, kept on it; callers do not mutate it)."""
+    hit = f.__dict__.get("_pgolf_loops")
+    if hit is None:
+        hit = f.__dict__["_pgolf_loops"] = [
+            n for n in walk_no_defs(f.node) if type(n) in _LOOP_TYPES
+        ]
+    return hit
 
 
 def _inside(node: ast.AST, outer: ast.AST) -> bool:
