@@ -279,15 +279,32 @@ class Program:
     def _index(self, file: str, tree: ast.Module, mod: Func) -> None:
         """One pass over the tree: parents, functions, and the nodes each function owns."""
         owned: dict[int, list[ast.AST]] = {id(tree): []}
+        self._scope(file, tree, mod, owned[id(tree)], "", owned)
+        for f in self.funcs:
+            nodes = owned.get(id(f.node))
+            if nodes is not None:
+                setattr(f.node, _NO_DEFS, nodes)
+
+    def _scope(
+        self,
+        file: str,
+        top: ast.AST,
+        owner: Func,
+        nodes: list[ast.AST],
+        prefix: str,
+        owned: dict[int, list[ast.AST]],
+    ) -> None:
+        """Depth first below `top` (last child first), up to the next def or class, whose
+        subtree is done by a nested call on the spot (the order of one stack over the tree).
+        A node's parent is recorded when it is visited: a node the parser shares between
+        parents (`ast.Load()`) keeps the last one visited."""
         parents = self.parent
         children, key = astcache.children, astcache.CHILDREN
-        # (node, its parent, the function owning it, that function's node list, name prefix)
-        stack: list[tuple[ast.AST, ast.AST, Func, list[ast.AST], str]] = [
-            (c, tree, mod, owned[id(tree)], "") for c in children(tree)
-        ]
+        stack = list(children(top))
+        above = [top] * len(stack)  # each stacked node's parent
         while stack:
-            node, parent, owner, nodes, prefix = stack.pop()
-            parents[id(node)] = parent
+            node = stack.pop()
+            parents[id(node)] = above.pop()
             nodes.append(node)
             kids = node.__dict__.get(key)  # children(node), without a call when listed
             if kids is None:
@@ -298,16 +315,12 @@ class Program:
                 f = Func(file, node.name, q, node, param_names(node), owner)  # type: ignore[attr-defined,arg-type]
                 self._add(f)
                 mine = owned[id(node)] = []
-                stack.extend([(c, node, f, mine, q + ".") for c in kids])
+                self._scope(file, node, f, mine, q + ".", owned)
             elif kind is ast.ClassDef:
-                inner = f"{prefix}{node.name}."  # type: ignore[attr-defined]
-                stack.extend([(c, node, owner, nodes, inner) for c in kids])
+                self._scope(file, node, owner, nodes, f"{prefix}{node.name}.", owned)  # type: ignore[attr-defined]
             elif kids:
-                stack.extend([(c, node, owner, nodes, prefix) for c in kids])
-        for f in self.funcs:
-            nodes = owned.get(id(f.node))
-            if nodes is not None:
-                setattr(f.node, _NO_DEFS, nodes)
+                stack.extend(kids)
+                above.extend([node] * len(kids))
 
     def flow_nodes(self, f: Func) -> list[ast.AST]:
         """The nodes of `f` through which values flow (assignments, loops, calls, returns)."""
