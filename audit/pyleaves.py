@@ -117,7 +117,7 @@ class Shapes:
             if own:
                 calls.append(frozenset(own))
             func = e.func  # type: ignore[attr-defined]
-            kids = (*e.args, *(k.value for k in e.keywords))  # type: ignore[attr-defined]
+            kids = (*e.args, *[k.value for k in e.keywords])  # type: ignore[attr-defined]
             if type(func) is ast.Attribute:
                 kids = (*kids, func.value)
         elif tp is ast.Lambda or tp is ast.FunctionDef:
@@ -129,11 +129,15 @@ class Shapes:
             elts = (e.key, e.value) if tp is ast.DictComp else (e.elt,)  # type: ignore[attr-defined]
             kids = (*(g.iter for g in gens), *elts, *(c for g in gens for c in g.ifs))
         else:
-            kids = tuple([c for c in astcache.children(e) if not isinstance(c, ast.expr_context)])
+            found = astcache.children(e)
+            if not found:  # constants, operators, contexts
+                return _NOTHING
+            kids = tuple([c for c in found if not isinstance(c, ast.expr_context)])
         below = 0
-        bits = _BITS
+        bits, memo = _BITS, self._memo
         for k in kids:
-            s = self.of(k, program)
+            hit = memo.get(id(k))  # self.of(k), without a call when known
+            s = hit[1] if hit is not None else self.of(k, program)
             if s.names:
                 names.append(s.names)
             if s.calls:
@@ -184,7 +188,8 @@ class Leaves:
             # a kid's state is SEEDED or OPAQUE only where the seed can fire below
             if shape.below & t.seed_bits:
                 for k in shape.kids:
-                    if isinstance(self.state(k, f, t), str):
+                    hit = per.get(id(k))  # self.state(k, f, t), without a call when known
+                    if isinstance(hit[1] if hit is not None else self.state(k, f, t), str):
                         st = OPAQUE
                         break
         per[id(e)] = (e, st)

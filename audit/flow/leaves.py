@@ -91,7 +91,12 @@ class Leaves:
         leaf: tuple[set[str], set[str], set[str]] | None = None,
         calls: bool = False,
     ) -> Leaf:
-        subs = [self.of(p, fn, file, resolve) for p in parts if p is not None]
+        memo = self._memo
+        subs = [
+            hit[1] if (hit := memo.get(id(p))) is not None else self.of(p, fn, file, resolve)
+            for p in parts
+            if p is not None
+        ]
         if leaf is None:
             found = [sub for sub in subs if sub is not _NONE]
             if not found:
