@@ -24,9 +24,6 @@ from audit.folder import FolderFile, FolderScan, read_head, read_text, scan_fold
 from audit.readme_blocks import readme_block_settings
 from pgolf.submission import normalize_track, read_submission, track_of_path
 
-# logs up to this size keep their decoded lines for every `log_line` pattern set
-_KEPT_LOG_BYTES = 32 << 20
-
 
 @dataclass
 class SourceFile:
@@ -111,43 +108,18 @@ class AuditContext:
         if key in self.cache:
             return self.cache[key]
         hits: list[tuple[int, str] | None] = [None] * len(patterns)
-        lines = self._log_lines(log)
         try:
-            if lines is None:
-                with (self.folder / self.relpath(log.path)).open("rb") as fh:
-                    lines = (raw[:4096].decode("utf-8", errors="replace").strip() for raw in fh)
-                    self._scan_lines(lines, patterns, hits)
-            else:
-                self._scan_lines(lines, patterns, hits)
+            with (self.folder / self.relpath(log.path)).open("rb") as fh:
+                for n, raw in enumerate(fh, start=1):
+                    line = raw[:4096].decode("utf-8", errors="replace").strip()
+                    for i, pat in enumerate(patterns):
+                        if pat.search(line):
+                            hits[i] = (n, line[:300])
         except OSError:
             pass
         found = next((h for h in hits if h is not None), (None, None))
         self.cache[key] = found
         return found
-
-    @staticmethod
-    def _scan_lines(lines: Any, patterns: Any, hits: list[tuple[int, str] | None]) -> None:
-        for n, line in enumerate(lines, start=1):
-            for i, pat in enumerate(patterns):
-                if pat.search(line):
-                    hits[i] = (n, line[:300])
-
-    def _log_lines(self, log: Any) -> list[str] | None:
-        """A log's decoded, stripped lines, read once for every `log_line` pattern set (None:
-        too large to keep, or unreadable: the caller streams it)."""
-        key = ("log_lines", id(log))
-        if key in self.cache:
-            return self.cache[key]
-        lines: list[str] | None = None
-        path = self.folder / self.relpath(log.path)
-        try:
-            if path.stat().st_size <= _KEPT_LOG_BYTES:
-                with path.open("rb") as fh:
-                    lines = [raw[:4096].decode("utf-8", errors="replace").strip() for raw in fh]
-        except OSError:
-            lines = None
-        self.cache[key] = lines
-        return lines
 
     def flag(self, key: str, default: bool = False) -> bool:
         """True if the effective configuration switches `key` on (1/true/yes/on)."""
