@@ -14,7 +14,8 @@ defined inside the caller (`def eval_candidate(state): ...` in `main`).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 
 from audit import astcache
 from audit.model import Finding, Rule, Severity, register
@@ -278,16 +279,15 @@ def _training(node: ast.AST, model: ScoringModel) -> bool:
 
 
 def _best_of(
-    f: Func, model: ScoringModel, vs: Taint | None = None
+    f: Func, model: ScoringModel, vs: Callable[[], Taint | None] = lambda: None
 ) -> Iterator[tuple[ast.stmt, str]]:
     for n in walk_no_defs(f.node):
         if isinstance(n, ast.If) and isinstance(n.test, ast.Compare) and len(n.test.ops) == 1:
             if not isinstance(n.test.ops[0], ast.Lt | ast.LtE | ast.Gt | ast.GtE):
                 continue
             left, right = n.test.left, n.test.comparators[0]
-            if not _scores(left, right, f, model, vs):
-                continue
-            # `if score < best: best = score` keeps the better of several scorings
+            # `if score < best: best = score` keeps the better of several scorings (the
+            # shape first: the val scores are analysed only where it is found)
             kept = {
                 t
                 for stmt in n.body
@@ -296,7 +296,9 @@ def _best_of(
                 for t in target_names(tg)
             }
             right_names = {x.id for x in astcache.walk(right) if isinstance(x, ast.Name)}
-            if kept & right_names and _inside_loop(f, n):
+            if not kept & right_names or not _scores(left, right, f, model, vs()):
+                continue
+            if _inside_loop(f, n):
                 yield n, "the best of several scores is kept"
         elif (
             isinstance(n, ast.Call)
@@ -409,7 +411,7 @@ class MultipleScoringPasses(Rule):
 
     def check(self, ctx: object) -> Iterable[Finding]:
         model = analyze(ctx)  # type: ignore[arg-type]
-        vs = _val_scores(ctx, model)
+        vs = functools.partial(_val_scores, ctx, model)  # built on first use (cached)
         seen: set[tuple[str, int]] = set()
         for f in model.functions():
             if f.name == "<module>":
