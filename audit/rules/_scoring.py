@@ -406,14 +406,23 @@ class _Reach:
             except Exception:  # the phase model is optional: without it every function counts
                 self.evaluator = None
         self.parents = program.parent
-        # name -> places where it is called or referenced
+        # name -> places where it is called or referenced, for the names `reached` and
+        # `has_refs` look up (function names, and the class key of implicit methods)
+        wanted = {f.name for f in program.funcs} | {
+            f.qualname.split(".")[-2]
+            for f in program.funcs
+            if f.name in _IMPLICIT_METHODS and "." in f.qualname
+        }
         self.refs: dict[str, list[tuple[ast.AST, Func]]] = {}
+        load = ast.Load
         for f in program.funcs:
             for n in walk_no_defs(f.node):
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
-                    self.refs.setdefault(n.id, []).append((n, f))
-                elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load):
-                    self.refs.setdefault(n.attr, []).append((n, f))
+                tp = type(n)
+                if tp is ast.Name:
+                    if n.id in wanted and type(n.ctx) is load:  # type: ignore[attr-defined]
+                        self.refs.setdefault(n.id, []).append((n, f))  # type: ignore[attr-defined]
+                elif tp is ast.Attribute and n.attr in wanted and type(n.ctx) is load:  # type: ignore[attr-defined]
+                    self.refs.setdefault(n.attr, []).append((n, f))  # type: ignore[attr-defined]
 
     def _config_guard(self, test: ast.expr, local: dict[str, ast.expr]) -> bool | None:
         """Value of a guard when the configuration decides it (env vars, logged keys), else None."""
