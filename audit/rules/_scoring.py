@@ -112,7 +112,7 @@ def _collect_target_roots(program: Program) -> dict[int, set[str]]:
     roots: dict[int, set[str]] = {}
     for f in program.funcs:
         found: set[str] = set()
-        for n in walk_no_defs(f.node):
+        for n in program.nodes_of_kinds(f, _CALL_OR_ASSIGN):
             if isinstance(n, ast.Call):
                 name = call_name(n)
                 tgt = _loss_target(n) if name in _LOSS_CALLS else _gather_index(n)
@@ -136,11 +136,15 @@ def _index_key(node: ast.AST) -> str | None:
         return None
 
 
-def _context_reads(f: Func) -> set[tuple[str, str]]:
+_CALL_OR_ASSIGN = frozenset({ast.Call, ast.Assign})
+_SUBSCRIPT = frozenset({ast.Subscript})
+
+
+def _context_reads(f: Func, program: Program) -> set[tuple[str, str]]:
     """(sequence, index) pairs read as context, `seq[j - k]`: `seq[j]` is then the token at
     the position being predicted."""
     context: set[tuple[str, str]] = set()
-    for n in walk_no_defs(f.node):
+    for n in program.nodes_of_kinds(f, _SUBSCRIPT):
         if (
             isinstance(n, ast.Subscript)
             and isinstance(n.slice, ast.BinOp)
@@ -259,7 +263,7 @@ def build(
     active = {id(f.node) for f in program.funcs if f.name == "<module>" or model.reached(f)}
     roots = _collect_target_roots(program)
 
-    context = {id(f.node): _context_reads(f) for f in program.funcs}
+    context = {id(f.node): _context_reads(f, program) for f in program.funcs}
 
     def target_seed(expr: ast.AST, taint: Taint, f: Func) -> bool:
         if isinstance(expr, ast.Name):
