@@ -6,6 +6,8 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from audit.engine import audit_folder, audit_source
 
 HEAD = """
@@ -277,3 +279,32 @@ def main():
 """
     )
     assert ("PG302", _line(src, "stats = collect(")) in {(f.rule, f.line) for f in found}
+
+
+FILL_TABLE = {
+    "index_put_": "table.index_put_((t[:-1], t[1:]), torch.ones(len(t) - 1), accumulate=True)",
+    "subscript +=": "table[t[:-1], t[1:]] += 1",
+    "scatter_add_": "table[0].scatter_add_(0, t[1:], torch.ones(len(t) - 1))",
+}
+
+
+@pytest.mark.parametrize("fill", sorted(FILL_TABLE))
+@pytest.mark.parametrize("split", ["val", "train"])
+def test_a_table_filled_in_place_from_val_and_stored_is_pg303(fill: str, split: str):
+    # the table is written at val-derived positions (the value written is a constant)
+    src, found = _audit(
+        f"""
+def counts(t):
+    table = torch.zeros(1024, 1024)
+    {FILL_TABLE[fill]}
+    return table
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(256, 256)
+    tokens = load(args.{split}_files)
+    torch.save({{"w": model.state_dict(), "bigram": counts(tokens)}}, "final_model.ptz")
+"""
+    )
+    expected = [("PG303", _line(src, "torch.save("))] if split == "val" else []
+    assert [(f.rule, f.line) for f in found] == expected

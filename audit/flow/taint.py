@@ -35,8 +35,28 @@ VAL_SOURCE = re.compile(
 )
 TRAIN_SOURCE = re.compile(r"fineweb_train|(?:^|[_/*.-])train_\*|_train_\d|_train\.bin")
 
+# Methods that write their arguments into the object they are called on (a table filled at
+# val-derived positions, or with val-derived values, holds val data).
 _MUTATORS = frozenset(
-    {"append", "extend", "copy_", "add_", "update", "insert", "put_", "index_copy_", "set_"}
+    {
+        "append",
+        "extend",
+        "copy_",
+        "add_",
+        "update",
+        "insert",
+        "put_",
+        "index_copy_",
+        "set_",
+        "index_put_",
+        "index_add_",
+        "index_fill_",
+        "scatter_",
+        "scatter_add_",
+        "scatter_reduce_",
+        "masked_fill_",
+        "masked_scatter_",
+    }
 )
 _PATH_FUNCS = frozenset(
     {
@@ -202,7 +222,10 @@ def _may_bind(n: ast.AST) -> bool:
 
 def _flow_exprs(n: ast.AST) -> list[ast.AST | None]:
     """The expressions `TaintAnalysis._flow` evaluates at a flow node (keep in step)."""
-    if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
+    if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign):
+        targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+        return [n.value, *(t.slice for t in targets if isinstance(t, ast.Subscript))]
+    if isinstance(n, ast.NamedExpr):
         return [n.value]
     if isinstance(n, ast.For | ast.AsyncFor):
         return [n.iter]
@@ -512,11 +535,18 @@ class TaintAnalysis:
         empty_ctx = not tparams and not self_t
         if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
             value = node.value
-            if value is None or not self.expr(value, names, fn, file):
-                return
             targets = (
                 node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[list-item]
             )
+            if value is None or not self.expr(value, names, fn, file):
+                # `table[val_tokens] += 1`: written at val-derived positions, the table
+                # holds val data whatever the value written
+                for t in targets:
+                    if isinstance(t, ast.Subscript) and self.expr(t.slice, names, fn, file):
+                        base = _base_name(t)
+                        if base and base != "self":
+                            names.add(base)
+                return
             for t in targets:
                 if (
                     isinstance(t, ast.Tuple | ast.List)
