@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from audit.engine import audit_folder
+from audit.engine import audit_folder, audit_source
 from audit.report import to_json, to_markdown, to_sarif
 from pgolf.cli import main
 from pgolf.errors import InputError
@@ -182,3 +182,35 @@ def test_huge_submission_is_not_read(record: Path, monkeypatch: pytest.MonkeyPat
     report = audit_folder(record)
     bad = [f for f in report.findings if f.rule == "PG102"]
     assert bad and "too large" in bad[0].message and bad[0].severity.value == "error"
+
+
+@pytest.mark.parametrize(
+    ("source", "call"),
+    [
+        ('import subprocess\nsubprocess.run(["wget", "https://x.org/m.pt"])\n', "subprocess.run"),
+        (
+            "import urllib.request\nurllib.request.urlopen('https://x.org')\n",
+            "urllib.request.urlopen",
+        ),
+        # NFKC: fullwidth letters spell the ASCII identifier `urlopen` to the parser
+        (
+            "from urllib.request import urlopen\n\uff55\uff52\uff4c\uff4f\uff50\uff45\uff4e('https://x.org')\n",
+            "urlopen",
+        ),
+    ],
+)
+def test_network_calls_are_found_however_spelled(source: str, call: str) -> None:
+    found = [f for f in audit_source(source, select=["PG204"]) if f.rule == "PG204"]
+    assert [call in f.message for f in found] == [True]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'import subprocess\nsubprocess.run(["ls", "-l", "data"])\n',
+        'import subprocess\nsubprocess.run(["echo", "see https://x.org"])\n',
+        "import os\nos.system('nvidia-smi')\n",
+    ],
+)
+def test_shell_calls_without_a_download_are_not_network(source: str) -> None:
+    assert not [f for f in audit_source(source, select=["PG204"]) if f.rule == "PG204"]
