@@ -330,8 +330,6 @@ class NetworkAtEval(Rule):
         for rel, src in ctx.sources.items():
             if src.tree is None:
                 continue
-            if not _may_name(src.text, _CALL_PARTS):
-                continue
             # the ordered walk below (it names each call's function) only where a call hits
             if not any(
                 type(n) is ast.Call and _network_hit(n, wanted)  # type: ignore[arg-type]
@@ -365,18 +363,6 @@ _SHELL_CALLS = frozenset(
         "subprocess.check_output",
     }
 )
-
-
-_CALL_PARTS = tuple(tuple(name.split(".")) for name in (*facts.NETWORK_CALLS, *_SHELL_CALLS))
-
-
-def _may_name(text: str, dotted: tuple[tuple[str, ...], ...]) -> bool:
-    """False only when no dotted name can be called in `text`: every part of a called
-    `a.b.c` is an identifier spelled out in ASCII source (non-ASCII source may spell one
-    through NFKC normalization, so it always may)."""
-    if not text.isascii():
-        return True
-    return any(all(part in text for part in parts) for parts in dotted)
 
 
 def _network_hit(node: ast.Call, wanted: set[str]) -> str | None:
