@@ -293,7 +293,8 @@ class NetworkAtEval(Rule):
     ## What it does
     Finds calls that reach the network (`urllib.request.urlopen`, `requests.get`,
     `hf_hub_download`, `snapshot_download`, `load_dataset`, `torch.hub.load`, sockets) and
-    shell commands with `wget`/`curl`/`pip install` in the submitted code. An error when the
+    shell commands with `wget`/`curl`/`pip install` in the submitted code (a command string,
+    or an argv list such as `[sys.executable, "-m", "pip", "install", ...]`). An error when the
     phase model places the call in evaluation, else a warning for review.
 
     ## Why is this bad?
