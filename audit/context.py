@@ -22,6 +22,9 @@ from audit import facts
 from audit.claims import num, per_seed
 from audit.folder import FolderFile, FolderScan, read_head, read_text, scan_folder
 from audit.readme_blocks import readme_block_settings
+from audit.unpack import unpack_and_parse
+from pgolf.errors import InputError
+from pgolf.logs import parse_log
 from pgolf.submission import normalize_track, read_submission, track_of_path
 
 
@@ -270,20 +273,10 @@ def parse_source(rel: str, raw: str, raw_size: int, truncated: bool = False) -> 
 
 def _unpack(raw: str) -> tuple[str, list[str], list[Any], list[str], ast.Module | None]:
     try:
-        from audit.unpack import unpack_and_parse
-    except ImportError:
-        return raw, [], [], [], None
-    try:
         result, tree = unpack_and_parse(raw)
     except Exception as exc:  # a bug in the unpacker must not abort the audit
         return raw, [], [], [f"unpacker failed: {type(exc).__name__}: {exc}"[:300]], None
-    return (
-        str(getattr(result, "text", raw)),
-        list(getattr(result, "layers", []) or []),
-        list(getattr(result, "blobs", []) or []),
-        [str(p) for p in getattr(result, "problems", []) or []],
-        tree if isinstance(tree, ast.Module) else None,
-    )
+    return result.text, result.layers, result.blobs, result.problems, tree
 
 
 def _load_sources(ctx: AuditContext, scan: FolderScan) -> None:
@@ -313,13 +306,6 @@ def looks_like_log(f: FolderFile) -> bool:
 
 
 def _load_logs(ctx: AuditContext, scan: FolderScan) -> None:
-    try:
-        from pgolf.logs import parse_log
-    except ImportError:
-        ctx.log_problems.append(("", "pgolf.logs is not available: logs were not parsed"))
-        return
-    from pgolf.errors import InputError
-
     for f in scan.files:
         if not looks_like_log(f):
             continue
