@@ -13,6 +13,7 @@ from audit import astcache, facts
 from audit.claims import claimed_bytes, claimed_times, num
 from audit.context import AuditContext
 from audit.model import Finding, Rule, Severity, register
+from audit.pyast import dotted
 from audit.rules._valwork import pre_artifact_phases, train_work, val_work
 
 CAP = int(facts.BYTES_CAP.limit)
@@ -264,17 +265,6 @@ def _counts_compressed(ctx: AuditContext, log: Any) -> bool:
     return bool(facts.COMPRESSED_CODE_LINE.search(head))
 
 
-def _dotted(node: ast.AST) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
-
-
 def _phase_of(ctx: AuditContext, node: ast.AST) -> str:
     """Phase of a statement from audit.phases when available ("train" | "eval" | "unknown")."""
     try:
@@ -368,7 +358,7 @@ _SHELL_CALLS = frozenset(
 
 def _network_hit(node: ast.Call, wanted: set[str]) -> str | None:
     """What makes a call network access: its name, or a shell command that downloads."""
-    name = _dotted(node.func)
+    name = dotted(node.func)
     if name in wanted:
         return name
     if name in _SHELL_CALLS:
